@@ -1,0 +1,530 @@
+"""HyperLogLog distinct counts whose sketches are Apache DataSketches HLL sketches.
+
+:class:`HllDistinct` keeps the 2^lg_k one-byte registers of a DataSketches ``HLL_8`` sketch in a
+numpy array.  Whole columns are hashed in C (``truthound_sketch._hll``) exactly the way
+DataSketches' scalar ``update`` hashes one value, so the registers are the ones DataSketches
+itself would build from the same values, and :meth:`HllDistinct.to_bytes` is a serialized
+DataSketches HLL sketch that ``datasketches.hll_sketch.deserialize``, DataSketches Java and
+Spark's ``hll_union``/``hll_sketch_estimate`` read.  :meth:`HllDistinct.from_bytes` reads any
+DataSketches HLL image (``HLL_4``/``HLL_6``/``HLL_8``, LIST/SET/HLL mode, compact or updatable).
+
+The empty string is not counted: DataSketches ignores it, so a caller that needs it must count
+it separately.  See ``docs/hll.md``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from truthound_sketch import _hll
+from truthound_sketch.errors import ProfileFormatError
+
+__all__ = ["HllDistinct", "DEFAULT_LG_K", "MIN_LG_K", "MAX_LG_K"]
+
+DEFAULT_LG_K = 12
+MIN_LG_K = 4
+MAX_LG_K = 21
+
+# Serialized layout (little-endian), shared by DataSketches C++, Java and Python.
+_SER_VER = 1
+_FAMILY_HLL = 7
+_PREINTS_LIST, _PREINTS_SET, _PREINTS_HLL = 2, 3, 10
+_MODE_LIST, _MODE_SET, _MODE_HLL = 0, 1, 2
+_TGT_HLL4, _TGT_HLL6, _TGT_HLL8 = 0, 1, 2
+_FLAG_EMPTY, _FLAG_COMPACT, _FLAG_OUT_OF_ORDER = 4, 8, 16
+_HLL_HEADER_BYTES = 40
+_LIST_START, _SET_START = 8, 12
+_KEY_MASK_26 = (1 << 26) - 1
+_AUX_TOKEN = 15
+_MAX_REGISTER = 63
+_TGT_NAMES = {_TGT_HLL4: "HLL_4", _TGT_HLL6: "HLL_6", _TGT_HLL8: "HLL_8"}
+_MODE_NAMES = {_MODE_LIST: "LIST", _MODE_SET: "SET", _MODE_HLL: "HLL"}
+_INV_POW2 = [2.0**-v for v in range(64)]
+
+
+def _check_lg_k(lg_k: Any) -> int:
+    if isinstance(lg_k, bool) or not isinstance(lg_k, (int, np.integer)):
+        raise TypeError(f"lg_k must be an int between {MIN_LG_K} and {MAX_LG_K}, got {lg_k!r}")
+    lg_k = int(lg_k)
+    if not MIN_LG_K <= lg_k <= MAX_LG_K:
+        raise ValueError(f"lg_k must be between {MIN_LG_K} and {MAX_LG_K} (DataSketches' range), got {lg_k}")
+    return lg_k
+
+
+def _fold(registers: np.ndarray, lg_k: int) -> np.ndarray:
+    """Registers of a sketch with 2^n slots reduced to 2^lg_k slots (n >= lg_k).
+
+    Slot i of the larger sketch lands in slot i mod 2^lg_k, as in DataSketches' union.
+    """
+    k = 1 << lg_k
+    if registers.shape[0] == k:
+        return registers
+    return registers.reshape(-1, k).max(axis=0)
+
+
+def _check_std_dev(num_std_dev: Any) -> int:
+    if isinstance(num_std_dev, bool) or not isinstance(num_std_dev, (int, np.integer)) or not 1 <= num_std_dev <= 3:
+        raise ValueError(f"num_std_dev must be 1, 2 or 3, got {num_std_dev!r}")
+    return int(num_std_dev)
+
+
+class HllDistinct:
+    """Registers of a DataSketches ``HLL_8`` sketch: a mergeable approximate distinct count.
+
+    ``registers`` is a ``np.uint8`` array of ``2**lg_k`` values (0 = slot never hit).  Updates
+    mutate it in place; :meth:`merge` returns a new object.
+    """
+
+    __slots__ = ("lg_k", "registers")
+
+    def __init__(self, lg_k: int = DEFAULT_LG_K, registers: np.ndarray | None = None) -> None:
+        self.lg_k = _check_lg_k(lg_k)
+        k = 1 << self.lg_k
+        if registers is None:
+            registers = np.zeros(k, dtype=np.uint8)
+        else:
+            registers = np.ascontiguousarray(registers)
+            if registers.dtype != np.uint8 or registers.shape != (k,):
+                raise ValueError(
+                    f"registers must be a uint8 array of shape ({k},) for lg_k={self.lg_k}, "
+                    f"got {registers.dtype} array of shape {registers.shape}"
+                )
+            if registers.size and int(registers.max()) > _MAX_REGISTER:
+                raise ValueError(f"HLL register values must be at most {_MAX_REGISTER}")
+            if not registers.flags.writeable:
+                registers = registers.copy()
+        self.registers = registers
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def zero(cls, lg_k: int = DEFAULT_LG_K) -> HllDistinct:
+        """The empty sketch (estimate 0), the identity of :meth:`merge`."""
+        return cls(lg_k)
+
+    def copy(self) -> HllDistinct:
+        return HllDistinct(self.lg_k, self.registers.copy())
+
+    # ------------------------------------------------------------------ updates
+
+    def update_int64(self, values: Any) -> HllDistinct:
+        """Count the integers of a numpy array (any integer or bool dtype; nulls already dropped).
+
+        Each value is hashed as its signed 64-bit two's-complement bytes, like DataSketches'
+        ``update(int64)`` (Python ``update(int)``, Java ``update(long)``, Spark bigint).  uint64
+        values >= 2**63 are hashed by their bit pattern.  datetime64/timedelta64 arrays are hashed
+        as their int64 representation.  Returns ``self``.
+        """
+        arr = np.asarray(values)
+        kind = arr.dtype.kind
+        if kind in "iub":
+            if arr.dtype.itemsize == 8 and kind in "iu":
+                arr = arr.view(np.int64) if kind == "u" else arr
+            else:
+                arr = arr.astype(np.int64)
+        elif kind in "mM":
+            arr = arr.view(np.int64)
+        else:
+            raise TypeError(f"update_int64 needs an integer array, got dtype {arr.dtype}")
+        arr = np.ascontiguousarray(arr.ravel())
+        if arr.size:
+            _hll.update_int64(self.registers, arr)
+        return self
+
+    def update_float64(self, values: Any) -> HllDistinct:
+        """Count the floats of a numpy array (float16/32/64; nulls already dropped).
+
+        Hashed like DataSketches' ``update(double)``: -0.0 counts as 0.0 and every NaN as one
+        value.  Returns ``self``.
+        """
+        arr = np.asarray(values)
+        if arr.dtype.kind != "f":
+            raise TypeError(
+                f"update_float64 needs a floating-point array, got dtype {arr.dtype} "
+                "(use update_int64 for integers)"
+            )
+        arr = np.ascontiguousarray(arr.ravel(), dtype=np.float64)
+        if arr.size:
+            _hll.update_float64(self.registers, arr)
+        return self
+
+    def update_strings(self, values: Any) -> HllDistinct:
+        """Count the strings of an Arrow or polars column, hashing their UTF-8 bytes.
+
+        Accepts a pyarrow ``string``/``large_string``/``string_view`` (or binary) Array or
+        ChunkedArray, a dictionary-encoded one, or a polars String/Categorical/Enum Series; any
+        other sequence of ``str`` is converted with ``pyarrow.array``.  Nulls are skipped.  The
+        empty string is not counted (DataSketches ignores it).  Returns ``self``.
+        """
+        for chunk in _arrow_chunks(values):
+            self._update_arrow_chunk(chunk)
+        return self
+
+    def _update_arrow_chunk(self, chunk: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        t = chunk.type
+        if pa.types.is_dictionary(t):
+            indices = chunk.indices
+            if indices.null_count:
+                indices = indices.drop_null()
+            used = pc.unique(indices)
+            self._update_arrow_chunk(chunk.dictionary.take(used))
+            return
+        if len(chunk) == 0:
+            return
+        if chunk.null_count:
+            chunk = chunk.drop_null()
+            if len(chunk) == 0:
+                return
+        if pa.types.is_string_view(t):
+            chunk = chunk.cast(pa.large_string())
+            t = chunk.type
+        elif pa.types.is_binary_view(t):
+            chunk = chunk.cast(pa.large_binary())
+            t = chunk.type
+        if pa.types.is_string(t) or pa.types.is_binary(t):
+            wide, dtype = False, np.int32
+        elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+            wide, dtype = True, np.int64
+        else:
+            raise TypeError(f"update_strings needs a string or binary column, got Arrow type {t}")
+        buffers = chunk.buffers()
+        offsets_buf, data_buf = buffers[1], buffers[2]
+        if offsets_buf is None:
+            return
+        n = len(chunk)
+        offsets = np.frombuffer(offsets_buf, dtype=dtype)[chunk.offset : chunk.offset + n + 1]
+        if offsets.shape[0] != n + 1:
+            raise ValueError("string column offsets buffer is shorter than the column")
+        _hll.update_utf8(self.registers, offsets, data_buf if data_buf is not None else b"", wide)
+
+    # ------------------------------------------------------------------ monoid
+
+    def merge(self, other: HllDistinct) -> HllDistinct:
+        """Union of two sketches as a new object.
+
+        With different ``lg_k`` the result has the smaller one: the larger sketch's registers are
+        folded (slot i -> i mod 2^lg_k, keeping the maximum), as DataSketches' union does.
+        """
+        if not isinstance(other, HllDistinct):
+            raise TypeError(f"can only merge an HllDistinct with another HllDistinct, got {type(other).__name__}")
+        lg_k = min(self.lg_k, other.lg_k)
+        merged = np.maximum(_fold(self.registers, lg_k), _fold(other.registers, lg_k))
+        return HllDistinct(lg_k, merged)
+
+    def __add__(self, other: HllDistinct) -> HllDistinct:
+        if not isinstance(other, HllDistinct):
+            return NotImplemented
+        return self.merge(other)
+
+    def downsample(self, lg_k: int) -> HllDistinct:
+        """A copy with 2^lg_k registers (lg_k <= self.lg_k), as DataSketches' union would reduce it."""
+        lg_k = _check_lg_k(lg_k)
+        if lg_k > self.lg_k:
+            raise ValueError(f"cannot raise lg_k from {self.lg_k} to {lg_k}; only smaller lg_k is possible")
+        return HllDistinct(lg_k, _fold(self.registers, lg_k).copy())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HllDistinct):
+            return NotImplemented
+        return self.lg_k == other.lg_k and bool(np.array_equal(self.registers, other.registers))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"HllDistinct(lg_k={self.lg_k}, non_zero_registers={int(np.count_nonzero(self.registers))})"
+
+    # ------------------------------------------------------------------ estimates
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no value has been counted."""
+        return not bool(self.registers.any())
+
+    def estimate(self) -> float:
+        """DataSketches' distinct-count estimate for these registers (0.0 when empty)."""
+        if self.is_empty:
+            return 0.0
+        return float(self.to_datasketches().get_estimate())
+
+    def lower_bound(self, num_std_dev: int = 2) -> float:
+        """DataSketches' lower bound at 1, 2 or 3 standard deviations."""
+        num_std_dev = _check_std_dev(num_std_dev)
+        if self.is_empty:
+            return 0.0
+        return float(self.to_datasketches().get_lower_bound(num_std_dev))
+
+    def upper_bound(self, num_std_dev: int = 2) -> float:
+        """DataSketches' upper bound at 1, 2 or 3 standard deviations."""
+        num_std_dev = _check_std_dev(num_std_dev)
+        if self.is_empty:
+            return 0.0
+        return float(self.to_datasketches().get_upper_bound(num_std_dev))
+
+    # ------------------------------------------------------------------ serialization
+
+    def to_bytes(self) -> bytes:
+        """A serialized DataSketches HLL sketch (compact ``HLL_8``, HLL mode, out-of-order flag).
+
+        An empty sketch serializes as DataSketches' empty sketch (8 bytes).  The image equals the
+        one DataSketches' own ``hll_union`` produces for the same registers.
+        """
+        lg_k = self.lg_k
+        if self.is_empty:
+            return bytes(
+                (_PREINTS_LIST, _SER_VER, _FAMILY_HLL, lg_k, 3, _FLAG_EMPTY | _FLAG_COMPACT, 0,
+                 (_TGT_HLL8 << 2) | _MODE_LIST)
+            )
+        counts = np.bincount(self.registers, minlength=64).tolist()
+        # Both sums are exact in binary64 whatever the order (see docs/hll.md), so they match
+        # DataSketches' incremental values bit for bit.
+        kxq0 = 0.0
+        for v in range(32):
+            if counts[v]:
+                kxq0 += counts[v] * _INV_POW2[v]
+        kxq1 = 0.0
+        for v in range(32, 64):
+            if counts[v]:
+                kxq1 += counts[v] * _INV_POW2[v]
+        header = struct.pack(
+            "<8B3d2I",
+            _PREINTS_HLL, _SER_VER, _FAMILY_HLL, lg_k, 0, _FLAG_COMPACT | _FLAG_OUT_OF_ORDER, 0,
+            (_TGT_HLL8 << 2) | _MODE_HLL,
+            0.0, kxq0, kxq1, counts[0], 0,
+        )
+        return header + self.registers.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> HllDistinct:
+        """Read any DataSketches HLL serialization (C++, Java, Python, Spark).
+
+        ``HLL_4``, ``HLL_6`` and ``HLL_8``; LIST, SET and HLL mode; compact or updatable.  LIST and
+        SET coupons become registers.  Raises :class:`ProfileFormatError` for anything else.
+        """
+        try:
+            buf = bytes(data)
+        except TypeError as exc:
+            raise ProfileFormatError(
+                f"HLL sketch must be bytes, bytearray or memoryview, got {type(data).__name__}"
+            ) from exc
+        lg_k, registers = _parse_image(buf)
+        return cls(lg_k, registers)
+
+    def to_datasketches(self) -> Any:
+        """This sketch as a ``datasketches.hll_sketch`` (``HLL_8``)."""
+        import datasketches
+
+        return datasketches.hll_sketch.deserialize(self.to_bytes())
+
+    @classmethod
+    def from_datasketches(cls, sketch: Any) -> HllDistinct:
+        """Registers of a ``datasketches.hll_sketch`` (any type and mode) or ``hll_union``."""
+        import datasketches
+
+        if isinstance(sketch, datasketches.hll_union):
+            sketch = sketch.get_result(datasketches.tgt_hll_type.HLL_8)
+        if not isinstance(sketch, datasketches.hll_sketch):
+            raise TypeError(f"expected a datasketches.hll_sketch or hll_union, got {type(sketch).__name__}")
+        return cls.from_bytes(sketch.serialize_updatable())
+
+
+# ---------------------------------------------------------------------- input adapters
+
+
+def _arrow_chunks(values: Any) -> list[Any]:
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        return list(values.chunks)
+    if isinstance(values, pa.Array):
+        return [values]
+    mod = type(values).__module__ or ""
+    if mod.startswith("polars"):
+        import polars as pl
+
+        if isinstance(values, pl.Series):
+            if values.dtype in (pl.Categorical, pl.Enum) or isinstance(values.dtype, (pl.Categorical, pl.Enum)):
+                values = values.cast(pl.String)
+            if values.dtype not in (pl.String, pl.Binary):
+                raise TypeError(f"update_strings needs a String series, got polars dtype {values.dtype}")
+            return _chunks_of(values.to_arrow())
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
+        raise TypeError(f"update_strings needs strings, got numpy dtype {values.dtype}")
+    return [pa.array(values, type=pa.large_string())]
+
+
+def _chunks_of(arr: Any) -> list[Any]:
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        return list(arr.chunks)
+    return [arr]
+
+
+# ---------------------------------------------------------------------- deserialization
+
+
+def _bad(msg: str) -> ProfileFormatError:
+    return ProfileFormatError(f"invalid DataSketches HLL sketch bytes: {msg}")
+
+
+def _coupons_to_registers(coupons: np.ndarray, lg_k: int, where: str) -> np.ndarray:
+    """Registers from LIST/SET coupons (uint32: value << 26 | 26-bit address); 0 = empty cell."""
+    coupons = coupons[coupons != 0]
+    values = (coupons >> 26).astype(np.uint8)
+    if values.size and int(values.min()) == 0:
+        raise _bad(f"{where} holds a coupon with value 0")
+    registers = np.zeros(1 << lg_k, dtype=np.uint8)
+    slots = (coupons & np.uint32(_KEY_MASK_26)) & np.uint32((1 << lg_k) - 1)
+    np.maximum.at(registers, slots.astype(np.intp), values)
+    return registers
+
+
+def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
+    n = len(buf)
+    if n < 8:
+        raise _bad(f"{n} bytes is too short; an HLL sketch has at least an 8-byte preamble")
+    pre_ints, ser_ver, family, lg_k, lg_arr, flags, byte6, mode_byte = buf[:8]
+    if family != _FAMILY_HLL:
+        raise _bad(f"family id is {family}, expected {_FAMILY_HLL} (HLL); these are not HLL sketch bytes")
+    if ser_ver != _SER_VER:
+        raise _bad(f"serialization version {ser_ver} is not supported (expected {_SER_VER})")
+    if not MIN_LG_K <= lg_k <= MAX_LG_K:
+        raise _bad(f"lg_k {lg_k} is outside {MIN_LG_K}..{MAX_LG_K}")
+    if mode_byte & 0xF0:
+        raise _bad(f"mode byte {mode_byte:#04x} has unknown high bits set")
+    cur_mode, tgt = mode_byte & 3, (mode_byte >> 2) & 3
+    if cur_mode not in _MODE_NAMES or tgt not in _TGT_NAMES:
+        raise _bad(f"mode byte {mode_byte:#04x} names no known mode/target type")
+    expected_pre = {_MODE_LIST: _PREINTS_LIST, _MODE_SET: _PREINTS_SET, _MODE_HLL: _PREINTS_HLL}[cur_mode]
+    if (pre_ints & 0x3F) != expected_pre:
+        raise _bad(f"{_MODE_NAMES[cur_mode]} mode needs {expected_pre} preamble ints, header says {pre_ints}")
+    compact = bool(flags & _FLAG_COMPACT)
+    empty = bool(flags & _FLAG_EMPTY)
+    k = 1 << lg_k
+
+    if cur_mode == _MODE_LIST:
+        if empty:
+            return lg_k, np.zeros(k, dtype=np.uint8)
+        count = byte6
+        if compact:
+            cells = count
+        elif lg_arr <= 3:
+            cells = 8
+        elif lg_arr <= 8:
+            cells = 1 << lg_arr
+        else:
+            raise _bad(f"LIST image has lg_arr {lg_arr}, more than a coupon list holds")
+        need = _LIST_START + 4 * cells
+        if n < need:
+            raise _bad(f"LIST image of {count} coupons needs {need} bytes, got {n} (truncated)")
+        coupons = np.frombuffer(buf, dtype="<u4", count=cells, offset=_LIST_START).astype(np.uint32)
+        found = int(np.count_nonzero(coupons))
+        if found != count:
+            raise _bad(f"LIST header counts {count} coupons but {found} are present")
+        return lg_k, _coupons_to_registers(coupons, lg_k, "LIST image")
+
+    if cur_mode == _MODE_SET:
+        if lg_k <= 7:
+            raise _bad(f"SET mode is impossible with lg_k {lg_k} (needs lg_k > 7)")
+        if empty:
+            return lg_k, np.zeros(k, dtype=np.uint8)
+        if n < _SET_START:
+            raise _bad(f"SET image needs at least {_SET_START} bytes, got {n} (truncated)")
+        (count,) = struct.unpack_from("<i", buf, 8)
+        if count < 0 or count > k:
+            raise _bad(f"SET coupon count {count} is impossible for lg_k {lg_k}")
+        if compact:
+            cells = count
+        else:
+            if lg_arr < 5:
+                raise _bad(f"updatable SET image has lg_arr {lg_arr}; the smallest hash set has lg_arr 5")
+            if lg_arr > lg_k:
+                raise _bad(f"updatable SET image has lg_arr {lg_arr}, larger than lg_k {lg_k}")
+            cells = 1 << lg_arr
+        need = _SET_START + 4 * cells
+        if n < need:
+            raise _bad(f"SET image of {cells} coupon cells needs {need} bytes, got {n} (truncated)")
+        coupons = np.frombuffer(buf, dtype="<u4", count=cells, offset=_SET_START).astype(np.uint32)
+        found = int(np.count_nonzero(coupons))
+        if found != count:
+            raise _bad(f"SET header counts {count} coupons but {found} are present")
+        return lg_k, _coupons_to_registers(coupons, lg_k, "SET image")
+
+    # HLL mode
+    if tgt == _TGT_HLL8:
+        arr_bytes = k
+    elif tgt == _TGT_HLL6:
+        arr_bytes = ((k * 3) >> 2) + 1
+    else:
+        arr_bytes = k >> 1
+    need = _HLL_HEADER_BYTES + arr_bytes
+    if n < need:
+        raise _bad(f"{_TGT_NAMES[tgt]} image with lg_k {lg_k} needs {need} bytes, got {n} (truncated)")
+    cur_min = byte6
+    (aux_count,) = struct.unpack_from("<I", buf, 36)
+    raw = np.frombuffer(buf, dtype=np.uint8, count=arr_bytes, offset=_HLL_HEADER_BYTES)
+
+    if tgt == _TGT_HLL8:
+        if aux_count:
+            raise _bad(f"HLL_8 image has an aux count of {aux_count}; only HLL_4 has exceptions")
+        registers = raw.copy()
+    elif tgt == _TGT_HLL6:
+        if aux_count:
+            raise _bad(f"HLL_6 image has an aux count of {aux_count}; only HLL_4 has exceptions")
+        start_bit = np.arange(k, dtype=np.int64) * 6
+        byte_idx = start_bit >> 3
+        pairs = raw[byte_idx].astype(np.uint16) | (raw[byte_idx + 1].astype(np.uint16) << 8)
+        registers = ((pairs >> (start_bit & 7).astype(np.uint16)) & 0x3F).astype(np.uint8)
+    else:
+        registers = _decode_hll4(buf, raw, lg_k, cur_min, aux_count, lg_arr, compact, need)
+    if int(registers.max()) > _MAX_REGISTER:
+        raise _bad(f"a register holds {int(registers.max())}; HLL values are at most {_MAX_REGISTER}")
+    return lg_k, registers
+
+
+def _decode_hll4(
+    buf: bytes, raw: np.ndarray, lg_k: int, cur_min: int, aux_count: int, lg_arr: int, compact: bool, aux_start: int
+) -> np.ndarray:
+    k = 1 << lg_k
+    if cur_min > _MAX_REGISTER - 14:
+        raise _bad(f"HLL_4 cur_min {cur_min} is impossible (at most {_MAX_REGISTER - 14})")
+    nibbles = np.empty(k, dtype=np.uint8)
+    nibbles[0::2] = raw & 0x0F
+    nibbles[1::2] = raw >> 4
+    is_exc = nibbles == _AUX_TOKEN
+    registers = nibbles.astype(np.uint8) + np.uint8(cur_min)
+    n_exc = int(np.count_nonzero(is_exc))
+    if n_exc != aux_count:
+        raise _bad(f"HLL_4 image marks {n_exc} registers as exceptions but its aux count is {aux_count}")
+    if aux_count == 0:
+        return registers
+    n = len(buf)
+    if compact:
+        cells = aux_count
+    else:
+        if lg_arr > lg_k or (1 << lg_arr) < aux_count:
+            raise _bad(f"HLL_4 aux table lg_arr {lg_arr} cannot hold {aux_count} exceptions")
+        cells = 1 << lg_arr
+    need = aux_start + 4 * cells
+    if n < need:
+        raise _bad(f"HLL_4 image with {aux_count} exceptions needs {need} bytes, got {n} (truncated)")
+    aux = np.frombuffer(buf, dtype="<u4", count=cells, offset=aux_start).astype(np.uint32)
+    aux = aux[aux != 0]
+    if aux.shape[0] != aux_count:
+        raise _bad(f"HLL_4 aux table holds {aux.shape[0]} exceptions, header says {aux_count}")
+    slots = (aux & np.uint32(_KEY_MASK_26) & np.uint32(k - 1)).astype(np.intp)
+    values = (aux >> 26).astype(np.uint8)
+    if np.unique(slots).shape[0] != slots.shape[0]:
+        raise _bad("HLL_4 aux table lists a register twice")
+    if not bool(is_exc[slots].all()):
+        raise _bad("HLL_4 aux table has an exception for a register not marked as one")
+    if bool((values < cur_min + _AUX_TOKEN).any()):
+        raise _bad("HLL_4 aux table holds a value too small to be an exception")
+    registers[slots] = values
+    return registers
