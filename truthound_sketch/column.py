@@ -1,0 +1,368 @@
+"""``ColumnPartial``: the mergeable partial profile of one column.
+
+A partial has an identity (:meth:`ColumnPartial.zero`), a vectorized update from a batch
+(:meth:`ColumnPartial.absorb`, normally driven by :class:`~truthound_sketch.table.TablePartial`),
+an associative and commutative :meth:`merge`, a byte form (:mod:`truthound_sketch.codec`) and a
+:meth:`finalize` that turns it into the numbers people read.
+
+State, per column:
+
+* counts: rows, nulls, and for floats NaN, +inf and -inf;
+* moments (count, mean, M2) and min/max of the numeric view: finite values of numbers, booleans as
+  0/1, temporal values by their physical integer;
+* either an exact value-count table, kept while the column has at most ``exact_threshold`` distinct
+  values (exact distinct count, top values and quantiles), or, once it outgrows that, sketches: KLL
+  quantiles, HLL distinct count and a Misra-Gries frequent-values summary;
+* for strings, length statistics (exact histogram of lengths, or KLL when lengths are many).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .errors import SchemaMismatchError
+from .frequent import FrequentItems
+from .hll import HllDistinct
+from .kinds import Kind, kind_of
+from .kll import KllQuantiles
+from .lengths import LengthStats
+from .moments import Moments
+
+__all__ = ["ColumnPartial", "stat_exprs"]
+
+_INF = float("inf")
+
+
+def stat_exprs(i: int, name: str, kind: Kind) -> list[pl.Expr]:
+    """The per-batch aggregates of one column, aliased ``"{i}:{stat}"``, for one ``select``."""
+    c = pl.col(name)
+    out = [c.null_count().alias(f"{i}:nulls")]
+    if kind is Kind.FLOAT:
+        finite = c.filter(c.is_finite())
+        out += [
+            c.is_nan().sum().alias(f"{i}:nan"),
+            (c == _INF).sum().alias(f"{i}:pinf"),
+            (c == -_INF).sum().alias(f"{i}:ninf"),
+        ]
+        view = finite
+    elif kind is Kind.INTEGER or kind is Kind.BOOLEAN:
+        view = c
+    elif kind is Kind.DECIMAL:
+        view = c
+        out += [c.cast(pl.Float64).mean().alias(f"{i}:mean"), c.cast(pl.Float64).var(ddof=0).alias(f"{i}:var")]
+    elif kind.temporal:
+        view = c.to_physical()
+    elif kind is Kind.STRING:
+        s = c.cast(pl.String)
+        return out + [s.min().alias(f"{i}:min"), s.max().alias(f"{i}:max")]
+    else:
+        return out
+    out += [view.count().alias(f"{i}:n"), view.min().alias(f"{i}:min"), view.max().alias(f"{i}:max")]
+    if kind is not Kind.DECIMAL:
+        f = view.cast(pl.Float64)
+        out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
+    return out
+
+
+def _value_dtype(dtype: pl.DataType) -> pl.DataType:
+    """The dtype values are kept in (categoricals and enums become strings)."""
+    return pl.String if kind_of(dtype) is Kind.STRING else dtype
+
+
+class ColumnPartial:
+    __slots__ = (
+        "name", "dtype", "kind", "count", "null_count", "nan_count", "pos_inf_count", "neg_inf_count",
+        "moments", "min", "max", "values", "kll", "hll", "frequent", "has_empty", "lengths",
+        "kll_k", "hll_lg_k", "exact_threshold", "frequent_capacity",
+    )  # fmt: skip
+
+    def __init__(self, name: str, dtype: pl.DataType, *, kll_k: int = 200, hll_lg_k: int = 12,
+                 exact_threshold: int = 4096, frequent_capacity: int = 1024) -> None:  # fmt: skip
+        self.name = name
+        self.dtype = dtype
+        self.kind = kind_of(dtype)
+        self.count = 0
+        self.null_count = 0
+        self.nan_count = 0
+        self.pos_inf_count = 0
+        self.neg_inf_count = 0
+        self.moments = Moments()
+        self.min: Any = None
+        self.max: Any = None
+        self.kll_k = kll_k
+        self.hll_lg_k = hll_lg_k
+        self.exact_threshold = exact_threshold
+        self.frequent_capacity = frequent_capacity
+        self.values: pl.DataFrame | None = None  # exact value counts ("value", "count")
+        self.kll: KllQuantiles | None = None
+        self.hll: HllDistinct | None = None
+        self.frequent: FrequentItems | None = None
+        self.has_empty = False
+        self.lengths = LengthStats.zero(exact_threshold, kll_k) if self.kind is Kind.STRING else None
+        if self.kind.valued:
+            self.values = pl.DataFrame(schema={"value": _value_dtype(dtype), "count": pl.UInt64})
+
+    # -- identity -------------------------------------------------------------------------
+    @classmethod
+    def zero(cls, name: str, dtype: pl.DataType, **params: int) -> "ColumnPartial":
+        return cls(name, dtype, **params)
+
+    def params(self) -> dict[str, int]:
+        return {
+            "kll_k": self.kll_k, "hll_lg_k": self.hll_lg_k,
+            "exact_threshold": self.exact_threshold, "frequent_capacity": self.frequent_capacity,
+        }  # fmt: skip
+
+    @property
+    def exact(self) -> bool:
+        """True while distinct count, top values and quantiles are exact."""
+        return self.values is not None
+
+    # -- update ---------------------------------------------------------------------------
+    def update(self, series: pl.Series) -> "ColumnPartial":
+        """Add a batch of this column's values (vectorized); returns self."""
+        frame = series.rename(self.name).to_frame()
+        row = frame.select(stat_exprs(0, self.name, self.kind)).row(0, named=True)
+        self.absorb({k.split(":", 1)[1]: v for k, v in row.items()}, frame.get_column(self.name))
+        return self
+
+    def absorb(self, stats: dict[str, Any], series: pl.Series) -> None:
+        """Fold one batch in, given its aggregates from :func:`stat_exprs` and its values."""
+        n_rows = len(series)
+        if not n_rows:
+            return
+        self.count += n_rows
+        nulls = int(stats["nulls"])
+        self.null_count += nulls
+        kind = self.kind
+        if kind is Kind.FLOAT:
+            self.nan_count += int(stats["nan"])
+            self.pos_inf_count += int(stats["pinf"])
+            self.neg_inf_count += int(stats["ninf"])
+        if kind.numeric:
+            n = int(stats["n"])
+            if n:
+                self.moments = self.moments + Moments.from_stats(n=n, mean=stats["mean"], var_pop=stats["var"])
+                self._extend_range(stats["min"], stats["max"])
+        elif kind is Kind.STRING and stats["min"] is not None:
+            self._extend_range(stats["min"], stats["max"])
+        if not kind.valued or nulls == n_rows:
+            return
+        values = series.drop_nulls() if nulls else series
+        if kind is Kind.STRING:
+            if values.dtype != pl.String:
+                values = values.cast(pl.String)
+            self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
+        counts = values.value_counts(name="count").rename({values.name: "value"})
+        counts = counts.with_columns(pl.col("count").cast(pl.UInt64))
+        if self.values is not None:
+            self.values = _add_counts(self.values, counts)
+            if self.values.height > self.exact_threshold:
+                self._start_sketches()
+        else:
+            self._sketch(values, counts)
+
+    def _extend_range(self, lo: Any, hi: Any) -> None:
+        if self.min is None or lo < self.min:
+            self.min = lo
+        if self.max is None or hi > self.max:
+            self.max = hi
+
+    # -- sketches -------------------------------------------------------------------------
+    def _start_sketches(self) -> None:
+        """Leave exact mode: build the sketches from the exact value counts."""
+        table = self.values
+        self.values = None
+        self.hll = HllDistinct.zero(self.hll_lg_k)
+        self.frequent = FrequentItems.from_counts(table, self.frequent_capacity)
+        if self.kind.numeric:
+            self.kll = KllQuantiles.zero(self.kll_k)
+            view, keep = _numeric_view(table["value"], self.kind)
+            counts = table["count"].to_numpy()
+            self.kll.update_weighted(view, counts[keep] if keep is not None else counts)
+        _hash_into(self.hll, table["value"], self.kind)
+
+    def _sketch(self, values: pl.Series, counts: pl.DataFrame) -> None:
+        if self.kll is not None:
+            view, _ = _numeric_view(values, self.kind)
+            self.kll.update(view)
+        _hash_into(self.hll, values, self.kind)
+        self.frequent = self.frequent.merge(FrequentItems.from_counts(counts, self.frequent_capacity))
+
+    def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
+        out = self.copy()
+        out.dtype = dtype
+        vtype = _value_dtype(dtype)
+        if out.values is not None:
+            out.values = out.values.with_columns(pl.col("value").cast(vtype))
+        if out.frequent is not None:
+            table = out.frequent.table.with_columns(pl.col("value").cast(vtype))
+            out.frequent = FrequentItems(table, out.frequent.error, out.frequent.capacity)
+        return out
+
+    def _as_sketched(self) -> "ColumnPartial":
+        out = self.copy()
+        if out.values is not None:
+            out._start_sketches()
+        return out
+
+    # -- merge ----------------------------------------------------------------------------
+    def merge(self, other: "ColumnPartial") -> "ColumnPartial":
+        """The partial of both inputs together (a new object; neither input changes)."""
+        a, b = self, other
+        if a.kind is Kind.NULL and b.kind is not Kind.NULL:
+            a, b = b, a
+        if b.kind is Kind.NULL and a.kind is not Kind.NULL:
+            b = _retype_null(b, a)
+        if a.kind is not b.kind:
+            msg = (
+                f"column '{a.name}' is {a.dtype} in one partial profile and {b.dtype} in the other; "
+                "cast it to one type before profiling, or profile the two separately"
+            )
+            raise SchemaMismatchError(msg)
+        dtype = a.dtype if a.dtype == b.dtype else _common_dtype(a.name, a.dtype, b.dtype)
+        if dtype != a.dtype or dtype != b.dtype:
+            a, b = a._retyped(dtype), b._retyped(dtype)
+        params = {k: min(v, b.params()[k]) for k, v in a.params().items()}
+        out = ColumnPartial(a.name, dtype, **params)
+        out.count = a.count + b.count
+        out.null_count = a.null_count + b.null_count
+        out.nan_count = a.nan_count + b.nan_count
+        out.pos_inf_count = a.pos_inf_count + b.pos_inf_count
+        out.neg_inf_count = a.neg_inf_count + b.neg_inf_count
+        out.moments = a.moments + b.moments
+        out.min, out.max = a.min, a.max
+        if b.min is not None:
+            out._extend_range(b.min, b.max)
+        out.has_empty = a.has_empty or b.has_empty
+        if a.lengths is not None:
+            out.lengths = a.lengths.merge(b.lengths)
+        if not out.kind.valued:
+            out.values = None
+            return out
+        if a.values is not None and b.values is not None:
+            out.values = _add_counts(a.values, b.values)
+            if out.values.height > out.exact_threshold:
+                out._start_sketches()
+            return out
+        a, b = a._as_sketched(), b._as_sketched()
+        out.values = None
+        out.hll = a.hll.merge(b.hll)
+        out.frequent = a.frequent.merge(b.frequent)
+        if a.kll is not None:
+            out.kll = a.kll.merge(b.kll)
+        return out
+
+    __add__ = merge
+
+    def copy(self) -> "ColumnPartial":
+        out = ColumnPartial(self.name, self.dtype, **self.params())
+        for slot in ColumnPartial.__slots__:
+            setattr(out, slot, getattr(self, slot))
+        if self.kll is not None:
+            out.kll = self.kll.copy()
+        return out
+
+    # -- bytes ----------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        from .codec import encode_column
+
+        return encode_column(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ColumnPartial":
+        from .codec import decode_column
+
+        return decode_column(data)
+
+    def __reduce__(self):
+        return (ColumnPartial.from_bytes, (self.to_bytes(),))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ColumnPartial) and self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        mode = "exact" if self.exact else "sketched"
+        return f"ColumnPartial({self.name!r}, {self.dtype}, count={self.count}, nulls={self.null_count}, {mode})"
+
+    # -- results --------------------------------------------------------------------------
+    def finalize(self, quantiles=None, top_k: int = 10):
+        from .result import finalize_column
+
+        return finalize_column(self, quantiles, top_k)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _add_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    if not a.height:
+        return b if b.schema == a.schema else b.cast(a.schema)  # type: ignore[arg-type]
+    if not b.height:
+        return a
+    if b.schema != a.schema:
+        b = b.cast(a.schema)  # type: ignore[arg-type]
+    return pl.concat([a, b]).group_by("value").agg(pl.col("count").sum())
+
+
+def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray | None]:
+    """float64 numbers for quantile sketches, and the mask of the values kept (None: all)."""
+    if kind.temporal:
+        values = values.to_physical()
+    arr = values.cast(pl.Float64).to_numpy(writable=True)
+    if kind is Kind.FLOAT:
+        keep = np.isfinite(arr)
+        if not keep.all():
+            return np.ascontiguousarray(arr[keep]), keep
+    return arr, None
+
+
+def _hash_into(hll: HllDistinct, values: pl.Series, kind: Kind) -> None:
+    """Hash values the way DataSketches does for the matching Java/Python update call."""
+    if kind is Kind.STRING:
+        hll.update_strings(values.cast(pl.String))
+    elif kind is Kind.BINARY:
+        hll.update_strings(values.to_arrow())
+    elif kind is Kind.FLOAT:
+        hll.update_float64(values.cast(pl.Float64).to_numpy())
+    elif kind is Kind.DECIMAL:
+        if values.dtype.precision is not None and values.dtype.precision <= 18:
+            hll.update_int64(values.to_physical().cast(pl.Int64).to_numpy())
+        else:
+            hll.update_strings(values.cast(pl.String))
+    else:
+        if kind.temporal:
+            values = values.to_physical()
+        if values.dtype == pl.UInt64:
+            hll.update_int64(values.to_numpy().view(np.int64))
+        elif values.dtype in (pl.Int128, pl.UInt128):
+            hll.update_strings(values.cast(pl.String))
+        else:
+            hll.update_int64(values.cast(pl.Int64).to_numpy())
+
+
+def _retype_null(null: ColumnPartial, like: ColumnPartial) -> ColumnPartial:
+    """An all-null column seen without a type takes the type of its partner."""
+    out = ColumnPartial(like.name, like.dtype, **like.params())
+    out.count = null.count
+    out.null_count = null.null_count
+    return out
+
+
+def _common_dtype(name: str, a: pl.DataType, b: pl.DataType) -> pl.DataType:
+    if kind_of(a).temporal:
+        if getattr(a, "time_unit", None) == getattr(b, "time_unit", None):
+            return a  # same physical unit; time zones only change how values are shown
+        msg = f"column '{name}' is {a} in one partial profile and {b} in the other; cast both to one time unit"
+        raise SchemaMismatchError(msg)
+    try:
+        frames = [pl.DataFrame(schema={"x": a}), pl.DataFrame(schema={"x": b})]
+        return pl.concat(frames, how="vertical_relaxed").schema["x"]
+    except Exception:
+        msg = f"column '{name}' has types {a} and {b} in two partial profiles, and they have no common type"
+        raise SchemaMismatchError(msg) from None
+
+

@@ -1,0 +1,172 @@
+"""The local engine: worker processes that read their own file slices, or threads over frames.
+
+Sketch updates hold the GIL, so threads only overlap the parts that polars and Arrow run without
+it; processes scale with cores.  Processes are used for files (each worker reads its slices: parquet
+row groups, Arrow IPC batches, CSV/NDJSON byte ranges); threads for in-memory frames.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import polars as pl
+
+from ..config import ProfileConfig
+from ..errors import ConfigError
+from ..sources import Slice, Source, resolve_source
+from ..table import TablePartial
+from .base import ProfilingBackend, reduce_partials
+from .configs import LocalConfig
+from .partitioning import HashPartitioner, PartitionStrategy, split_columns
+
+__all__ = ["LocalBackend", "default_workers"]
+
+_POOL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
+
+
+def default_workers() -> int:
+    env = os.environ.get("TRUTHOUND_NUM_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} is not a whole number") from None
+        if n < 1:
+            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} must be at least 1")
+        return n
+    return os.cpu_count() or 1
+
+
+class LocalBackend(ProfilingBackend):
+    name = "local"
+
+    def __init__(self, num_workers: int | None = None, use_processes: bool | None = None, *,
+                 config: LocalConfig | None = None, max_retries: int | None = None, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        config = config or LocalConfig()
+        self.num_workers = num_workers or config.num_workers or default_workers()
+        if self.num_workers < 1:
+            raise ConfigError(f"num_workers must be at least 1, got {self.num_workers}")
+        self.use_processes = config.use_processes if use_processes is None else use_processes
+        self.max_retries = config.max_retries if max_retries is None else max_retries
+        self.last_pool_pids: list[int] = []
+
+    # -- map ------------------------------------------------------------------------------
+    def partial(self, data: Any, *, config: ProfileConfig, bus: Any) -> tuple[TablePartial, int]:
+        n = self.num_workers
+        source = resolve_source(data, columns=config.columns, min_slices=n if n > 1 else 1)
+        if source.is_files:
+            tasks = self._file_tasks(source, n)
+            bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
+            pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= _POOL_MIN_BYTES
+            keyed = self._run_pool(tasks, config, bus) if pooled else self._run_threads(
+                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n)
+        else:
+            parts = self._frame_tasks(source, n)
+            bus.run_started(backend=self.name, num_partitions=len(parts), total_rows=source.rows, source=source.label)
+            keyed = self._run_threads(parts, config, bus, n if len(parts) > 1 else 1)
+        started = time.perf_counter()
+        result = reduce_partials(keyed)
+        bus.aggregation_completed(partials=len(keyed), duration_seconds=time.perf_counter() - started)
+        return result, len(keyed)
+
+    def _file_tasks(self, source: Source, n: int) -> list[tuple[Any, Slice]]:
+        strategy = self.partition_strategy
+        slices = source.slices
+        if strategy is PartitionStrategy.HASH:
+            whole = {s.path: replace(s, row_groups=None, byte_range=None, batches=None, rows=None, schema=s.schema) for s in slices}
+            return [(i, replace(s, hash_partition=(i, n))) for i in range(n) for s in whole.values()]
+        if strategy in (PartitionStrategy.COLUMN_BASED, PartitionStrategy.HYBRID):
+            names = _slice_columns(slices[0])
+            groups = split_columns(names, n if strategy is PartitionStrategy.COLUMN_BASED else 2)
+            if strategy is PartitionStrategy.COLUMN_BASED:
+                whole = {s.path: replace(s, row_groups=None, byte_range=None, batches=None) for s in slices}
+                slices = list(whole.values())
+            return [(i, replace(s, columns=tuple(g))) for i, s in enumerate(slices) for g in groups]
+        return list(enumerate(slices))
+
+    def _frame_tasks(self, source: Source, n: int) -> list[tuple[Any, Any]]:
+        df, strategy = source.frame, self.partition_strategy
+        if df is None or strategy is PartitionStrategy.ROW_BASED:
+            return list(enumerate(source.frames(n)))
+        if strategy is PartitionStrategy.HASH:
+            hp = HashPartitioner(n)
+            return [(i, lambda i=i: iter([df.filter(hp.expr(i))])) for i in range(n)]
+        rows = _row_slices(df, n if strategy is PartitionStrategy.HYBRID else 1)
+        groups = split_columns(df.columns, n if strategy is PartitionStrategy.COLUMN_BASED else 2)
+        return [(i, lambda p=p, g=g: iter([p.select(g)])) for i, p in enumerate(rows) for g in groups]
+
+    # -- run ------------------------------------------------------------------------------
+    def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int) -> list[tuple[Any, TablePartial]]:
+        def run(index: int, key: Any, produce: Any) -> tuple[Any, TablePartial]:
+            worker = f"thread-{index % n}"
+            bus.partition_started(index, worker_id=worker)
+            t0 = time.perf_counter()
+            try:
+                part = TablePartial.from_batches(produce(), config)
+            except BaseException as exc:
+                bus.partition_failed(index, error=exc, worker_id=worker)
+                raise
+            bus.partition_completed(index, rows=part.row_count, duration_seconds=time.perf_counter() - t0, worker_id=worker)
+            return key, part
+
+        for i, _ in enumerate(parts):
+            bus.partition_submitted(i)
+        if n <= 1 or len(parts) <= 1:
+            return [run(i, k, p) for i, (k, p) in enumerate(parts)]
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="truthound-sketch") as pool:
+            return list(pool.map(lambda a: run(a[0], *a[1]), enumerate(parts)))
+
+    def _run_pool(self, tasks: list[tuple[Any, Slice]], config: ProfileConfig, bus: Any) -> list[tuple[Any, TablePartial]]:
+        from ..workers import WorkerPool
+
+        params = {k: getattr(config, k) for k in ("kll_k", "hll_lg_k", "exact_threshold", "frequent_capacity", "batch_rows")}
+        requests = [{"slice": s.to_dict(), "config": params} for _, s in tasks]
+        for i, (_, s) in enumerate(tasks):
+            bus.partition_submitted(i, total_rows=s.rows)
+
+        def done(r) -> None:
+            bus.partition_completed(r.index, rows=r.rows, duration_seconds=r.seconds, worker_id=r.worker_id)
+
+        def failed(i, worker_id, reason, retry) -> None:
+            bus.partition_failed(i, error=reason, worker_id=worker_id, will_retry=retry)
+            if retry:
+                bus.worker_lost(worker_id, reason=reason)
+
+        with WorkerPool(min(self.num_workers, len(tasks)), max_retries=self.max_retries) as pool:
+            self.last_pool_pids = pool.pids
+            results = pool.run(requests, on_start=lambda i, w: bus.partition_started(i, worker_id=w), on_done=done, on_fail=failed)
+        return [(tasks[r.index][0], TablePartial.from_bytes(r.data)) for r in results]
+
+    # -- seed API -------------------------------------------------------------------------
+    def profile_columns_parallel(self, lf: Any, columns: list[str] | None = None, *, config: ProfileConfig | None = None) -> dict:
+        """Profile ``columns`` of ``lf`` with one task per column group; returns {name: ColumnProfile}."""
+        config = config or self.profile_config
+        lf = lf if isinstance(lf, pl.LazyFrame) else pl.DataFrame(lf).lazy() if not isinstance(lf, pl.DataFrame) else lf.lazy()
+        names = list(columns) if columns else lf.collect_schema().names()
+        groups = split_columns(names, self.num_workers)
+        parts = [(0, lambda g=g: iter(lf.select(g).collect_batches())) for g in groups]
+        keyed = self._run_threads(parts, config, bus_none(), min(self.num_workers, len(groups)))
+        prof = reduce_partials(keyed).finalize(config)
+        return {c.name: c for c in prof.columns}
+
+
+def bus_none():
+    from .bus import bus_for
+
+    return bus_for(None)
+
+
+def _row_slices(df: pl.DataFrame, n: int) -> list[pl.DataFrame]:
+    size = max(1, -(-df.height // max(n, 1)))
+    return [df.slice(off, size) for off in range(0, max(df.height, 1), size)]
+
+
+def _slice_columns(sl: Slice) -> list[str]:
+    if sl.columns:
+        return list(sl.columns)
+    return next(iter(sl.read(1))).columns

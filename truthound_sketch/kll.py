@@ -1,0 +1,93 @@
+"""KLL quantile sketches (Apache DataSketches' ``kll_doubles_sketch``) and exact quantiles.
+
+The sketch bytes are DataSketches' own serialization, so a sketch made by Java DataSketches or by
+Spark's ``kll_sketch_agg_double`` merges in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import datasketches as ds
+import numpy as np
+
+from .errors import ProfileFormatError
+
+__all__ = ["KllQuantiles", "exact_quantiles", "KLL_RANK_ERROR_K200"]
+
+#: DataSketches' published single-sided normalized rank error of KLL at k=200 (99% confidence).
+KLL_RANK_ERROR_K200 = 0.0133
+
+
+class KllQuantiles:
+    """A mergeable quantile sketch over float64 values."""
+
+    __slots__ = ("sketch",)
+
+    def __init__(self, sketch: ds.kll_doubles_sketch) -> None:
+        self.sketch = sketch
+
+    @classmethod
+    def zero(cls, k: int = 200) -> "KllQuantiles":
+        return cls(ds.kll_doubles_sketch(k))
+
+    @property
+    def k(self) -> int:
+        return self.sketch.k
+
+    @property
+    def n(self) -> int:
+        return self.sketch.n
+
+    def update(self, values: np.ndarray) -> None:
+        """Add float64 values (finite, non-null); vectorized inside DataSketches."""
+        if len(values):
+            if values.dtype != np.float64 or not values.flags.writeable or not values.flags.c_contiguous:
+                values = np.ascontiguousarray(values, dtype=np.float64).copy()
+            self.sketch.update(values)
+
+    def update_weighted(self, values: np.ndarray, counts: np.ndarray) -> None:
+        """Add each value ``count`` times."""
+        if len(values):
+            self.update(np.repeat(np.asarray(values, dtype=np.float64), np.asarray(counts, dtype=np.int64)))
+
+    def merge(self, other: "KllQuantiles") -> "KllQuantiles":
+        out = self.copy()
+        out.sketch.merge(other.sketch)
+        return out
+
+    __add__ = merge
+
+    def copy(self) -> "KllQuantiles":
+        return KllQuantiles(ds.kll_doubles_sketch.deserialize(self.sketch.serialize()))
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        if self.sketch.is_empty():
+            return [None for _ in qs]
+        return [float(v) for v in self.sketch.get_quantiles(list(qs), True)]
+
+    @property
+    def rank_error(self) -> float:
+        return float(self.sketch.normalized_rank_error(False))
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.sketch.serialize())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, field: str = "kll") -> "KllQuantiles":
+        try:
+            return cls(ds.kll_doubles_sketch.deserialize(bytes(data)))
+        except Exception as exc:  # datasketches raises plain RuntimeError/ValueError
+            raise ProfileFormatError(f"{field}: not a DataSketches KLL doubles sketch ({exc})") from None
+
+
+def exact_quantiles(values: np.ndarray, counts: np.ndarray, qs: Sequence[float]) -> list:
+    """Quantiles of a weighted, sorted set of values, with KLL's inclusive semantics:
+    the smallest value whose cumulative count reaches ``q * n``."""
+    if not len(values):
+        return [None for _ in qs]
+    cum = np.cumsum(counts)
+    n = cum[-1]
+    idx = np.searchsorted(cum, np.asarray(qs, dtype=np.float64) * n, side="left")
+    idx = np.minimum(idx, len(values) - 1)
+    return [values[i] for i in idx]
