@@ -247,7 +247,8 @@ PyDoc_STRVAR(update_utf8_doc,
 "Hash the byte strings of an Arrow string/binary layout: `offsets` holds n+1\n"
 "int32 (or int64 when offsets_are_int64) positions into `data`; string i is\n"
 "data[offsets[i]:offsets[i+1]].  Empty strings are skipped, as DataSketches does.\n"
-"Raises ValueError if the offsets are decreasing or point outside `data`.");
+"Raises ValueError, without touching the registers, if the offsets are negative,\n"
+"decreasing or point outside `data`.");
 
 static PyObject *py_update_utf8(PyObject *self, PyObject *args) {
     PyObject *reg_obj, *off_obj, *data_obj;
@@ -284,23 +285,40 @@ static PyObject *py_update_utf8(PyObject *self, PyObject *args) {
         const int64_t dlen = (int64_t)data.len;
         Py_ssize_t bad = -1;
         Py_BEGIN_ALLOW_THREADS
-        int64_t prev;
-        if (wide) { int64_t t; memcpy(&t, o, 8); prev = t; }
-        else { int32_t t; memcpy(&t, o, 4); prev = t; }
-        if (prev < 0 || prev > dlen) {
-            bad = 0;
-        } else {
-            for (Py_ssize_t i = 1; i < count; i++) {
-                int64_t cur;
-                if (wide) { int64_t t; memcpy(&t, o + 8 * i, 8); cur = t; }
-                else { int32_t t; memcpy(&t, o + 4 * i, 4); cur = t; }
-                if (cur < prev || cur > dlen) { bad = i; break; }
-                if (cur > prev) {
-                    uint64_t h1, h2;
-                    murmur3_128(d + prev, (size_t)(cur - prev), &h1, &h2);
-                    apply_hash(r, mask, h1, h2);
+        /* validate every offset first, so a bad layout leaves the registers untouched */
+        int64_t prev = -1;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            int64_t cur;
+            if (wide) { int64_t t; memcpy(&t, o + 8 * i, 8); cur = t; }
+            else { int32_t t; memcpy(&t, o + 4 * i, 4); cur = t; }
+            if (cur < 0 || cur < prev || cur > dlen) { bad = i; break; }
+            prev = cur;
+        }
+        if (bad < 0) {
+            if (wide) {
+                const int64_t *w = (const int64_t *)o;
+                for (Py_ssize_t i = 1; i < count; i++) {
+                    int64_t t0, t1;
+                    memcpy(&t0, w + i - 1, 8);
+                    memcpy(&t1, w + i, 8);
+                    if (t1 > t0) {
+                        uint64_t h1, h2;
+                        murmur3_128(d + t0, (size_t)(t1 - t0), &h1, &h2);
+                        apply_hash(r, mask, h1, h2);
+                    }
                 }
-                prev = cur;
+            } else {
+                const int32_t *w = (const int32_t *)o;
+                for (Py_ssize_t i = 1; i < count; i++) {
+                    int32_t t0, t1;
+                    memcpy(&t0, w + i - 1, 4);
+                    memcpy(&t1, w + i, 4);
+                    if (t1 > t0) {
+                        uint64_t h1, h2;
+                        murmur3_128(d + t0, (size_t)(t1 - t0), &h1, &h2);
+                        apply_hash(r, mask, h1, h2);
+                    }
+                }
             }
         }
         Py_END_ALLOW_THREADS

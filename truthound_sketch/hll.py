@@ -209,10 +209,17 @@ class HllDistinct:
         """Union of two sketches as a new object.
 
         With different ``lg_k`` the result has the smaller one: the larger sketch's registers are
-        folded (slot i -> i mod 2^lg_k, keeping the maximum), as DataSketches' union does.
+        folded (slot i -> i mod 2^lg_k, keeping the maximum), as DataSketches' union does.  An empty
+        sketch is ignored whatever its ``lg_k`` (DataSketches' union skips empty sketches too), so
+        ``zero(any lg_k)`` is an identity.
         """
         if not isinstance(other, HllDistinct):
             raise TypeError(f"can only merge an HllDistinct with another HllDistinct, got {type(other).__name__}")
+        self_empty, other_empty = self.is_empty, other.is_empty
+        if other_empty and not self_empty:
+            return self.copy()
+        if self_empty and not other_empty:
+            return other.copy()
         lg_k = min(self.lg_k, other.lg_k)
         merged = np.maximum(_fold(self.registers, lg_k), _fold(other.registers, lg_k))
         return HllDistinct(lg_k, merged)
