@@ -60,7 +60,7 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["no output"])[-1]
         raise Unavailable("not available", f"`th profile --help` failed: {last}")
-    extra = {"th": [], "th-w1": ["--workers", "1"], "th-spark": ["--backend", "spark"], "th-dask": ["--backend", "dask"]}
+    extra = {"th": [], "th-w1": ["--workers", "1"], "th-spark": ["--backend", "spark", "--master", "local[2]"], "th-dask": ["--backend", "dask"]}
     return [th, "profile", str(path), "--format", "json", "-o", os.devnull, *extra[tool]]
 
 
@@ -201,9 +201,10 @@ def print_table(name: str, info: dict, tools: dict) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(head, *rows)]
     for line in (head, tuple("-" * w for w in widths), *rows):
         print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) + " |")
+    print("th/tool: the matching th run (th, th-spark, th-dask) divided by the tool's; above 1, th is slower or larger")
     if "th" in tools and "th-w1" in tools and tools["th"]["status"] == tools["th-w1"]["status"] == "ok":
         speedup = tools["th-w1"]["median"]["wall_s"] / tools["th"]["median"]["wall_s"]
-        print(f"scaling: th (default workers) is {speedup:.2f}x faster than th --workers 1")
+        print(f"scaling: wall of th --workers 1 / th (default workers) = {speedup:.2f}")
 
 
 def versions() -> dict:
