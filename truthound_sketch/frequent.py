@@ -7,13 +7,21 @@ non-positive ones dropped.  Every kept count ``c`` satisfies ``c <= true <= c + 
 missing from the summary occurs at most ``error`` times, where ``error`` is the sum of the amounts
 subtracted, which never exceeds ``n / (capacity + 1)``.  Batches enter as exact value counts, so
 every step is vectorized.
+
+A batch of a high-cardinality column does not need a full group-by: values that occur once in the
+batch are always cut when the batch has more than ``capacity + 1`` distinct values, so
+:meth:`FrequentItems.from_batch` first drops rows that a hashed bucket count proves unique, then
+counts the rest exactly.  The result is identical to summarising the batch's full value counts.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
+import numpy as np
 import polars as pl
 
-__all__ = ["FrequentItems"]
+__all__ = ["FrequentItems", "HashBuckets", "value_counts"]
 
 
 class FrequentItems:
@@ -35,6 +43,20 @@ class FrequentItems:
             error += cut
         return cls(table, error, capacity)
 
+    @classmethod
+    def from_batch(cls, values: pl.Series, capacity: int, buckets: "HashBuckets | None" = None) -> "FrequentItems":
+        """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``."""
+        buckets = buckets or HashBuckets(values)
+        if buckets.distinct_lower_bound <= capacity + 1 or buckets.candidates_fraction > 0.5:
+            return cls.from_counts(value_counts(values), capacity)
+        counts = value_counts(values.filter(buckets.repeated))
+        if counts.height >= capacity + 1:
+            cut = int(counts["count"].top_k(capacity + 1).min())
+        else:
+            cut = 1  # more than capacity+1 distinct values, the rest occurring once each
+        table = counts.filter(pl.col("count") > cut).with_columns(pl.col("count") - cut)
+        return cls(table, cut, capacity)
+
     def merge(self, other: "FrequentItems") -> "FrequentItems":
         capacity = min(self.capacity, other.capacity)
         other_table = other.table
@@ -53,3 +75,32 @@ class FrequentItems:
         return t.with_columns(
             pl.col("count").alias("lower_bound"), (pl.col("count") + self.error).alias("upper_bound")
         )
+
+
+def value_counts(values: pl.Series) -> pl.DataFrame:
+    """Exact counts of the (non-null) values: columns ``value`` and ``count`` (UInt64)."""
+    counts = values.value_counts(name="count")
+    return counts.rename({values.name: "value"}).with_columns(pl.col("count").cast(pl.UInt64))
+
+
+class HashBuckets:
+    """Values hashed into at least 8 buckets per row: a lower bound on the number of distinct
+    values, and which rows may repeat (a row alone in its bucket occurs once)."""
+
+    def __init__(self, values: pl.Series) -> None:
+        width = 1 << (max(8 * len(values), 1024) - 1).bit_length()
+        hashed = values.hash(0x7EA5).to_numpy()
+        self.rows = (hashed & np.uint64(width - 1)).astype(np.intp)
+        self.counts = np.bincount(self.rows, minlength=width)
+
+    @property
+    def distinct_lower_bound(self) -> int:
+        return int(np.count_nonzero(self.counts))
+
+    @cached_property
+    def repeated(self) -> np.ndarray:
+        return self.counts[self.rows] >= 2
+
+    @property
+    def candidates_fraction(self) -> float:
+        return float(self.repeated.mean())

@@ -104,15 +104,33 @@ def _is_local(path: str) -> bool:
 def _read_parquet(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
     import pyarrow.parquet as pq
 
+    cols = list(sl.columns) if sl.columns else None
     if _is_local(sl.path):
-        pf = pq.ParquetFile(sl.path.removeprefix("file://"), memory_map=True)
-    else:
-        fs, p = _fs(sl.path, sl.storage_options)
-        pf = pq.ParquetFile(fs.open(p, "rb"))
+        # polars' own reader decodes straight into polars memory: whole row groups, several a batch
+        path = sl.path.removeprefix("file://")
+        md = pq.ParquetFile(path).metadata
+        groups = list(sl.row_groups) if sl.row_groups is not None else list(range(md.num_row_groups))
+        starts = [0]
+        for i in range(md.num_row_groups):
+            starts.append(starts[-1] + md.row_group(i).num_rows)
+        lf = pl.scan_parquet(path)
+        lf = lf.select(cols) if cols else lf
+        run: list[int] = []
+        for k, g in enumerate(groups):
+            run.append(g)
+            last = k == len(groups) - 1
+            rows = starts[run[-1] + 1] - starts[run[0]]
+            if last or rows >= batch_rows or groups[k + 1] != g + 1:
+                yield lf.slice(starts[run[0]], rows).collect()
+                run = []
+        if not groups:
+            yield lf.head(0).collect()
+        return
+    fs, p = _fs(sl.path, sl.storage_options)
+    pf = pq.ParquetFile(fs.open(p, "rb"))
     groups = list(sl.row_groups) if sl.row_groups is not None else list(range(pf.num_row_groups))
     for group in groups:
-        tbl = pf.read_row_group(group, columns=list(sl.columns) if sl.columns else None)
-        df = pl.from_arrow(tbl, rechunk=False)
+        df = pl.from_arrow(pf.read_row_group(group, columns=cols), rechunk=False)
         for off in range(0, df.height, batch_rows):
             yield df.slice(off, batch_rows)
         if not df.height:
