@@ -131,10 +131,15 @@ def test_strings_match_datasketches_in_every_layout(values, lg_k, prefix, suffix
         pa.array(padded, pa.string()).slice(len(prefix), len(values)),  # sliced: offsets not at 0
         pa.array(padded, pa.large_string()).slice(len(prefix), len(values)),
         pa.array(values, pa.string_view()),
+        pa.array(padded, pa.string_view()).slice(len(prefix), len(values)),
+        pa.array(padded, pa.binary()).slice(len(prefix), len(values)),
+        pl.Series(padded, dtype=pl.String).slice(len(prefix), len(values)),
         pa.chunked_array(
             [pa.array(values[: len(values) // 2], pa.string()), pa.array(values[len(values) // 2 :], pa.string())]
         ),
         pa.array(values + [None, None], pa.string()),  # nulls are skipped
+        pa.array(prefix + [None] + values + [None], pa.string_view()).slice(len(prefix)),
+        pl.Series([None] + values + [None], dtype=pl.String),
         pa.array(values, pa.string()).dictionary_encode(),
         pl.Series(values, dtype=pl.String),
         pl.Series(values, dtype=pl.String).cast(pl.Categorical),
@@ -312,6 +317,8 @@ def test_downsample_and_validation():
     with pytest.raises(TypeError):
         HllDistinct.zero().update_strings(pl.Series([1, 2]))
     with pytest.raises(TypeError):
+        HllDistinct.zero().update_strings(pa.array([None], pa.int64()))
+    with pytest.raises(TypeError):
         HllDistinct.zero().merge(object())
 
 
@@ -462,6 +469,27 @@ def test_c_layer_rejects_bad_buffers():
     _hll.update_utf8(regs, np.array([0, 3, 3, 6], np.int64), data, True)
     assert regs.astype(bool).sum() == 2
     assert _hll.hash128(b"") != _hll.hash128(b"\x00")
+
+
+def test_c_layer_rejects_bad_string_views():
+    regs = np.zeros(16, np.uint8)
+
+    def view(length: int, idx: int = 0, off: int = 0) -> bytes:
+        return struct.pack("<i4sii", length, b"abcd", idx, off)
+
+    data = [b"x" * 40]
+    for bad in (view(-1), view(20, idx=1), view(20, idx=-1), view(20, off=30), view(20, off=-1)):
+        with pytest.raises(ValueError, match="view"):
+            _hll.update_utf8_view(regs, np.frombuffer(view(3) + bad, np.uint8), data)
+    with pytest.raises(ValueError):
+        _hll.update_utf8_view(regs, np.zeros(15, np.uint8), data)
+    with pytest.raises(TypeError):
+        _hll.update_utf8_view(regs, np.zeros(16, np.uint8), [object()])
+    assert not regs.any()
+    _hll.update_utf8_view(regs, np.frombuffer(view(0) + view(20, off=20) + view(3), np.uint8), data)
+    assert regs.astype(bool).sum() >= 1
+    expected = HllDistinct.zero(4).update_strings(["x" * 20, "abc"])
+    assert np.array_equal(regs, expected.registers)
 
 
 def test_threads_update_independent_sketches_correctly():

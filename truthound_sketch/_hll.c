@@ -7,7 +7,8 @@
  *   - 64-bit integers: their 8 little-endian bytes;
  *   - doubles: their 8 bytes after canonicalisation (-0.0 -> 0.0, every NaN
  *     -> 0x7ff8000000000000);
- *   - strings / binary: their bytes; empty values are ignored.
+ *   - strings / binary: their bytes (Arrow offset or view layouts); empty values
+ *     are ignored.
  * The coupon of a hash (h1, h2) has address h1 & (2^26 - 1) and value
  * min(clz64(h2), 62) + 1.  With 2^lg_k registers the slot is the low lg_k bits
  * of the address and the register keeps the maximum value.
@@ -65,20 +66,31 @@ static inline void murmur3_128(const uint8_t *data, size_t len, uint64_t *out1, 
         h2 = rotl64(h2, 31); h2 += h1; h2 = h2 * 5 + 0x38495ab5;
     }
     const uint8_t *tail = data + (nblocks << 4);
-    const size_t rem = len & 15;
-    if (rem) {
-        uint64_t k1 = 0, k2 = 0;
-        if (rem > 8) {
-            for (size_t j = rem; j > 8; j--) {
-                k2 ^= (uint64_t)tail[j - 1] << (8 * (j - 9));
-            }
-            k2 *= C2; k2 = rotl64(k2, 33); k2 *= C1; h2 ^= k2;
-        }
-        const size_t lo = rem > 8 ? 8 : rem;
-        for (size_t j = lo; j > 0; j--) {
-            k1 ^= (uint64_t)tail[j - 1] << (8 * (j - 1));
-        }
+    uint64_t k1 = 0, k2 = 0;
+    switch (len & 15) {
+    case 15: k2 ^= (uint64_t)tail[14] << 48; /* fall through */
+    case 14: k2 ^= (uint64_t)tail[13] << 40; /* fall through */
+    case 13: k2 ^= (uint64_t)tail[12] << 32; /* fall through */
+    case 12: k2 ^= (uint64_t)tail[11] << 24; /* fall through */
+    case 11: k2 ^= (uint64_t)tail[10] << 16; /* fall through */
+    case 10: k2 ^= (uint64_t)tail[9] << 8; /* fall through */
+    case 9:
+        k2 ^= (uint64_t)tail[8];
+        k2 *= C2; k2 = rotl64(k2, 33); k2 *= C1; h2 ^= k2;
+        /* fall through */
+    case 8: k1 ^= (uint64_t)tail[7] << 56; /* fall through */
+    case 7: k1 ^= (uint64_t)tail[6] << 48; /* fall through */
+    case 6: k1 ^= (uint64_t)tail[5] << 40; /* fall through */
+    case 5: k1 ^= (uint64_t)tail[4] << 32; /* fall through */
+    case 4: k1 ^= (uint64_t)tail[3] << 24; /* fall through */
+    case 3: k1 ^= (uint64_t)tail[2] << 16; /* fall through */
+    case 2: k1 ^= (uint64_t)tail[1] << 8; /* fall through */
+    case 1:
+        k1 ^= (uint64_t)tail[0];
         k1 *= C1; k1 = rotl64(k1, 31); k1 *= C2; h1 ^= k1;
+        break;
+    default:
+        break;
     }
     h1 ^= (uint64_t)len;
     h2 ^= (uint64_t)len;
@@ -341,6 +353,108 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(update_utf8_view_doc,
+"update_utf8_view(registers, views, data_buffers) -> None\n\n"
+"Hash the byte strings of an Arrow string_view/binary_view layout: `views` holds\n"
+"16-byte views (int32 length; up to 12 bytes inline, else prefix, int32 buffer\n"
+"index and int32 offset into data_buffers[index]).  Empty strings are skipped.\n"
+"Raises ValueError, without touching the registers, if a view points outside its buffer.");
+
+static PyObject *py_update_utf8_view(PyObject *self, PyObject *args) {
+    PyObject *reg_obj, *views_obj, *bufs_obj;
+    if (!PyArg_ParseTuple(args, "OOO:update_utf8_view", &reg_obj, &views_obj, &bufs_obj)) return NULL;
+    PyObject *seq = PySequence_Fast(bufs_obj, "data_buffers must be a sequence of buffers");
+    if (seq == NULL) return NULL;
+    const Py_ssize_t nbuf = PySequence_Fast_GET_SIZE(seq);
+    if (nbuf > INT32_MAX) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many data buffers");
+        return NULL;
+    }
+    Py_buffer reg, views;
+    uint32_t mask;
+    if (get_registers(reg_obj, &reg, &mask) < 0) { Py_DECREF(seq); return NULL; }
+    if (PyObject_GetBuffer(views_obj, &views, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&reg);
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_TypeError, "views must be a C-contiguous buffer");
+        return NULL;
+    }
+    Py_buffer *bufs = PyMem_Calloc(nbuf > 0 ? (size_t)nbuf : 1, sizeof(Py_buffer));
+    const uint8_t **bptr = PyMem_Calloc(nbuf > 0 ? (size_t)nbuf : 1, sizeof(uint8_t *));
+    int64_t *blen = PyMem_Calloc(nbuf > 0 ? (size_t)nbuf : 1, sizeof(int64_t));
+    Py_ssize_t got = 0;
+    PyObject *result = NULL;
+    if (bufs == NULL || bptr == NULL || blen == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (; got < nbuf; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &bufs[got], PyBUF_C_CONTIGUOUS) < 0) {
+            PyErr_Format(PyExc_TypeError, "data_buffers[%zd] must be a C-contiguous buffer", got);
+            goto out;
+        }
+        bptr[got] = (const uint8_t *)bufs[got].buf;
+        blen[got] = (int64_t)bufs[got].len;
+    }
+    if (views.len % 16 != 0) {
+        PyErr_Format(PyExc_ValueError, "views buffer length %zd is not a multiple of 16", views.len);
+        goto out;
+    }
+    {
+        const uint8_t *v = (const uint8_t *)views.buf;
+        const Py_ssize_t n = views.len / 16;
+        uint8_t *r = (uint8_t *)reg.buf;
+        Py_ssize_t bad = -1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int32_t len, idx, off;
+            memcpy(&len, v + 16 * i, 4);
+            if (len < 0) { bad = i; break; }
+            if (len <= 12) continue;
+            memcpy(&idx, v + 16 * i + 8, 4);
+            memcpy(&off, v + 16 * i + 12, 4);
+            if (idx < 0 || idx >= nbuf || off < 0 || (int64_t)off + len > blen[idx]) { bad = i; break; }
+        }
+        if (bad < 0) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int32_t len;
+                memcpy(&len, v + 16 * i, 4);
+                if (len == 0) continue;
+                const uint8_t *p;
+                if (len <= 12) {
+                    p = v + 16 * i + 4;
+                } else {
+                    int32_t idx, off;
+                    memcpy(&idx, v + 16 * i + 8, 4);
+                    memcpy(&off, v + 16 * i + 12, 4);
+                    p = bptr[idx] + off;
+                }
+                uint64_t h1, h2;
+                murmur3_128(p, (size_t)len, &h1, &h2);
+                apply_hash(r, mask, h1, h2);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (bad >= 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "invalid string view %zd: negative length or outside its data buffer", bad);
+            goto out;
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+out:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+    PyMem_Free((void *)bptr);
+    PyMem_Free(blen);
+    PyBuffer_Release(&views);
+    PyBuffer_Release(&reg);
+    Py_DECREF(seq);
+    return result;
+}
+
 PyDoc_STRVAR(hash128_doc,
 "hash128(data: bytes) -> tuple[int, int]\n\n"
 "MurmurHash3_x64_128 of `data` with DataSketches' seed 9001 (for tests and tools).");
@@ -358,6 +472,7 @@ static PyMethodDef hll_methods[] = {
     {"update_int64", py_update_int64, METH_VARARGS, update_int64_doc},
     {"update_float64", py_update_float64, METH_VARARGS, update_float64_doc},
     {"update_utf8", py_update_utf8, METH_VARARGS, update_utf8_doc},
+    {"update_utf8_view", py_update_utf8_view, METH_VARARGS, update_utf8_view_doc},
     {"hash128", py_hash128, METH_VARARGS, hash128_doc},
     {NULL, NULL, 0, NULL},
 };

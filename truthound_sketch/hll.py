@@ -175,29 +175,37 @@ class HllDistinct:
             used = pc.unique(indices)
             self._update_arrow_chunk(chunk.dictionary.take(used))
             return
-        if len(chunk) == 0:
-            return
-        if chunk.null_count:
-            chunk = chunk.drop_null()
-            if len(chunk) == 0:
-                return
-        if pa.types.is_string_view(t):
-            chunk = chunk.cast(pa.large_string())
-            t = chunk.type
-        elif pa.types.is_binary_view(t):
-            chunk = chunk.cast(pa.large_binary())
-            t = chunk.type
+        is_view = pa.types.is_string_view(t) or pa.types.is_binary_view(t)
         if pa.types.is_string(t) or pa.types.is_binary(t):
             wide, dtype = False, np.int32
         elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
             wide, dtype = True, np.int64
-        else:
+        elif not is_view:
             raise TypeError(f"update_strings needs a string or binary column, got Arrow type {t}")
+        n = len(chunk)
+        if n == 0 or chunk.null_count == n:
+            return
+        if is_view:
+            buffers = chunk.buffers()
+            views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * chunk.offset : 16 * (chunk.offset + n)]
+            if views.shape[0] != 16 * n:
+                raise ValueError("string view buffer is shorter than the column")
+            if chunk.null_count:
+                # A null's view may hold anything: give it length 0 (skipped) in a copy.
+                valid = np.unpackbits(np.frombuffer(buffers[0], dtype=np.uint8), bitorder="little")
+                valid = valid[chunk.offset : chunk.offset + n].astype(bool)
+                views = views.reshape(n, 16).copy()
+                views[~valid, :4] = 0
+                views = views.reshape(-1)
+            _hll.update_utf8_view(self.registers, views, [b if b is not None else b"" for b in buffers[2:]])
+            return
+        if chunk.null_count:
+            chunk = chunk.drop_null()
+            n = len(chunk)
         buffers = chunk.buffers()
         offsets_buf, data_buf = buffers[1], buffers[2]
         if offsets_buf is None:
             return
-        n = len(chunk)
         offsets = np.frombuffer(offsets_buf, dtype=dtype)[chunk.offset : chunk.offset + n + 1]
         if offsets.shape[0] != n + 1:
             raise ValueError("string column offsets buffer is shorter than the column")
@@ -359,7 +367,12 @@ def _arrow_chunks(values: Any) -> list[Any]:
                 values = values.cast(pl.String)
             if values.dtype not in (pl.String, pl.Binary):
                 raise TypeError(f"update_strings needs a String series, got polars dtype {values.dtype}")
-            return _chunks_of(values.to_arrow())
+            # The newest Arrow layout of a polars String column is string_view: zero-copy.
+            try:
+                arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
+            except (AttributeError, TypeError):  # older polars
+                arrow = values.to_arrow()
+            return _chunks_of(arrow)
     if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
         raise TypeError(f"update_strings needs strings, got numpy dtype {values.dtype}")
     return [pa.array(values, type=pa.large_string())]
