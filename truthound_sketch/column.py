@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from .errors import SchemaMismatchError
-from .frequent import FrequentItems, HashBuckets, value_counts
+from .frequent import FrequentItems, value_counts
 from .hll import HllDistinct
 from .kinds import Kind, kind_of
 from .kll import KllQuantiles
@@ -156,17 +156,16 @@ class ColumnPartial:
             if values.dtype != pl.String:
                 values = values.cast(pl.String)
             self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
-        buckets = None
         if self.values is not None and len(values) > self.exact_threshold:
-            buckets = HashBuckets(values)
-            if buckets.distinct_lower_bound > self.exact_threshold:
+            head = values.slice(0, 2 * self.exact_threshold + 1)
+            if head.n_unique() > self.exact_threshold:
                 self._start_sketches()  # this batch alone has too many distinct values
         if self.values is not None:
             self.values = _add_counts(self.values, value_counts(values))
             if self.values.height > self.exact_threshold:
                 self._start_sketches()
         else:
-            self._sketch(values, buckets)
+            self._sketch(values)
 
     def _extend_range(self, lo: Any, hi: Any) -> None:
         if self.min is None or lo < self.min:
@@ -188,12 +187,12 @@ class ColumnPartial:
             self.kll.update_weighted(view, counts[keep] if keep is not None else counts)
         _hash_into(self.hll, table["value"], self.kind)
 
-    def _sketch(self, values: pl.Series, buckets: HashBuckets | None) -> None:
+    def _sketch(self, values: pl.Series) -> None:
         if self.kll is not None:
             view, _ = _numeric_view(values, self.kind)
             self.kll.update(view)
         _hash_into(self.hll, values, self.kind)
-        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, buckets))
+        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity))
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
         out = self.copy()

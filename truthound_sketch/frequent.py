@@ -44,12 +44,15 @@ class FrequentItems:
         return cls(table, error, capacity)
 
     @classmethod
-    def from_batch(cls, values: pl.Series, capacity: int, buckets: "HashBuckets | None" = None) -> "FrequentItems":
+    def from_batch(cls, values: pl.Series, capacity: int) -> "FrequentItems":
         """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``."""
-        buckets = buckets or HashBuckets(values)
-        if buckets.distinct_lower_bound <= capacity + 1 or buckets.candidates_fraction > 0.5:
+        repeated = HashBuckets(values).repeated
+        n_repeated = int(np.count_nonzero(repeated))
+        # rows alone in their bucket are distinct values; prefilter only when they prove more than
+        # capacity + 1 distinct values and when it removes most rows
+        if len(values) - n_repeated < capacity + 2 or n_repeated > len(values) // 2:
             return cls.from_counts(value_counts(values), capacity)
-        counts = value_counts(values.filter(buckets.repeated))
+        counts = value_counts(values.filter(repeated))
         if counts.height >= capacity + 1:
             cut = int(counts["count"].top_k(capacity + 1).min())
         else:
@@ -84,23 +87,14 @@ def value_counts(values: pl.Series) -> pl.DataFrame:
 
 
 class HashBuckets:
-    """Values hashed into at least 8 buckets per row: a lower bound on the number of distinct
-    values, and which rows may repeat (a row alone in its bucket occurs once)."""
+    """Values hashed into about 4 buckets per row: a row alone in its bucket occurs once."""
 
     def __init__(self, values: pl.Series) -> None:
-        width = 1 << (max(8 * len(values), 1024) - 1).bit_length()
+        width = 1 << (max(4 * len(values), 1024) - 1).bit_length()
         hashed = values.hash(0x7EA5).to_numpy()
-        self.rows = (hashed & np.uint64(width - 1)).astype(np.intp)
+        self.rows = (hashed & np.uint64(width - 1)).view(np.int64)
         self.counts = np.bincount(self.rows, minlength=width)
-
-    @property
-    def distinct_lower_bound(self) -> int:
-        return int(np.count_nonzero(self.counts))
 
     @cached_property
     def repeated(self) -> np.ndarray:
         return self.counts[self.rows] >= 2
-
-    @property
-    def candidates_fraction(self) -> float:
-        return float(self.repeated.mean())
