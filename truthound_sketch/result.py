@@ -144,7 +144,8 @@ def finalize_column(col, quantiles=None, top_k: int = 10) -> ColumnProfile:
     if kind.numeric and m.n:
         mean, std, variance = m.mean, m.std, m.variance
         if kind.temporal:
-            mean = to_value([mean])[0]
+            # rounded to the physical unit, within [min, max] (float64 rounding can step past it)
+            mean = to_value([min(max(int(round(mean)), col.min), col.max)])[0]
             std = _duration(std, col.dtype, kind) if std is not None else None
             variance = None
     qvals: list[Any] = []
@@ -155,7 +156,12 @@ def finalize_column(col, quantiles=None, top_k: int = 10) -> ColumnProfile:
                 table = table.filter(pl.col("value").is_finite())
             qvals = exact_quantiles(table["value"].to_list(), table["count"].to_numpy(), qs)
         elif col.kll is not None:
-            qvals = to_value(col.kll.quantiles(qs))
+            raw = col.kll.quantiles(qs)
+            if kind is Kind.INTEGER or kind.temporal:
+                # the sketch holds float64: integers past 2**53 come back rounded, possibly past
+                # the column's (and the type's) range; keep them within [min, max]
+                raw = [None if v is None else min(max(int(round(v)), col.min), col.max) for v in raw]
+            qvals = to_value(raw)
     quant = {quantile_label(q): v for q, v in zip(qs, qvals)} if qvals else {}
     lo, hi = col.min, col.max
     if kind.temporal and lo is not None:
