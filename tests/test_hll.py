@@ -10,6 +10,7 @@ composite estimator.  Registers are compared directly in every mode.
 from __future__ import annotations
 
 import math
+import pickle
 import struct
 import threading
 
@@ -292,6 +293,13 @@ def test_merge_with_a_datasketches_sketch_of_another_partition():
     assert u.get_result(T.HLL_8).serialize_compact() == whole.to_bytes()
     assert ours + HllDistinct.from_datasketches(theirs) == whole
     assert HllDistinct.from_datasketches(u) == whole
+
+
+def test_pickles_as_datasketches_bytes():
+    for sk in (HllDistinct.zero(7), HllDistinct.zero(12).update_int64(np.arange(1000))):
+        blob = pickle.dumps(sk)
+        assert sk.to_bytes() in blob
+        assert pickle.loads(blob) == sk
 
 
 def test_downsample_and_validation():

@@ -251,6 +251,10 @@ class HllDistinct:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # Crosses process boundaries (pickle, Dask, Ray) as its DataSketches bytes.
+        return (HllDistinct.from_bytes, (self.to_bytes(),))
+
     def __repr__(self) -> str:
         return f"HllDistinct(lg_k={self.lg_k}, non_zero_registers={int(np.count_nonzero(self.registers))})"
 
