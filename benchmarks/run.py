@@ -81,12 +81,46 @@ def command_for(tool: str, path: Path, th: str) -> list[str]:
     return th_command(th, tool, path) if tool.startswith("th") else peer_command(tool, path)
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_pids(root: int) -> list[int]:
+    """root and its descendants, from /proc/<pid>/task/<tid>/children (cheap: reads only the tree)."""
+    if not os.path.exists(f"/proc/{root}/task"):
+        try:
+            return [root, *(p.pid for p in psutil.Process(root).children(recursive=True))]
+        except psutil.Error:
+            return []
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            pass
+    return found
+
+
+def rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except OSError:
+        try:
+            return psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            return 0
+
+
 class TreeSampler(threading.Thread):
-    """Samples the RSS of a process and all its descendants until stopped."""
+    """Samples the RSS of a process and all its descendants every `interval` seconds until stopped."""
 
     def __init__(self, pid: int, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
+        self.root = pid
         self.interval = interval
         self.peak_largest = 0
         self.peak_tree = 0
@@ -94,16 +128,7 @@ class TreeSampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def sample(self) -> None:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        sizes = []
-        for proc in procs:
-            try:
-                sizes.append(proc.memory_info().rss)
-            except psutil.Error:
-                pass
+        sizes = [rss(pid) for pid in tree_pids(self.root)]
         if sizes:
             self.peak_largest = max(self.peak_largest, max(sizes))
             self.peak_tree = max(self.peak_tree, sum(sizes))
@@ -122,6 +147,13 @@ def in_group(pid: int, pgid: int) -> bool:
         return False
 
 
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def measure(cmd: list[str], log_path: Path, timeout: float) -> dict:
     """Run cmd once; return wall time, memory peaks and exit status."""
     with open(log_path, "ab") as log:
@@ -131,33 +163,26 @@ def measure(cmd: list[str], log_path: Path, timeout: float) -> dict:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         sampler = TreeSampler(proc.pid)
         sampler.start()
-        timed_out = False
-        deadline = start + timeout
-        while True:  # wait for exit without reaping, so the pid stays ours while we clean up
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-            if info is not None:
-                break
-            if not timed_out and time.perf_counter() > deadline:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-            time.sleep(0.005)
-        wall = time.perf_counter() - start
-        sampler.stop_event.set()
-        sampler.join()
-        leftovers = [p.name() for p in psutil.process_iter(["name"]) if p.pid != proc.pid and in_group(p.pid, proc.pid)]
-        try:  # end anything the tool left running in its own process group
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        _, status = os.waitpid(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        timer = threading.Timer(timeout, kill_group, [proc.pid])
+        timer.start()
+        try:
+            # Wait for the exit without reaping, so the pid and its group stay ours while we clean up.
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            wall = time.perf_counter() - start
+        finally:
+            timer.cancel()
+            sampler.stop_event.set()
+            sampler.join()
+            leftovers = [p.name() for p in psutil.process_iter(["name"]) if p.pid != proc.pid and in_group(p.pid, proc.pid)]
+            kill_group(proc.pid)  # end anything the tool left running (or all of it, on Ctrl-C)
+            _, status = os.waitpid(proc.pid, 0)
     return {
         "wall_s": round(wall, 3),
         "peak_mb_largest": round(sampler.peak_largest / MB, 1),
         "peak_mb_tree": round(sampler.peak_tree / MB, 1),
         "samples": sampler.samples,
-        "returncode": proc.returncode,
-        "timed_out": timed_out,
+        "returncode": os.waitstatus_to_exitcode(status),
+        "timed_out": wall >= timeout,
         "left_running": leftovers,  # processes still in the tool's group at exit (then killed)
     }
 
@@ -276,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             if result["status"] == "ok":
                 result["median"] = summarize(result["runs"])
         report["datasets"][name] = {**info, "tools": results}
+        report["machine"]["load_avg_end"] = os.getloadavg()
+        out_path.write_text(json.dumps(report, indent=2))  # after each data set, so a long run keeps its part
         print_table(name, info, results)
-    report["machine"]["load_avg_end"] = os.getloadavg()
-    out_path.write_text(json.dumps(report, indent=2))
     print(f"\nresults: {out_path}\nlog: {log_path}")
     return 0
 
