@@ -71,11 +71,21 @@ def _split(col) -> tuple[dict, dict]:
     return d, floats
 
 
-def assert_columns_equal(a, b, *, rel: float = 1e-9, where: str = "") -> None:
-    """Two ``ColumnProfile``s agree: exact fields identical, floating point within tolerance."""
+def assert_columns_equal(a, b, *, rel: float = 1e-9, where: str = "", strict: bool = True) -> None:
+    """Two ``ColumnProfile``s agree: exact fields identical, floating point within tolerance.
+
+    With ``strict=False``, a sketched column's quantiles and top values (whose sketches depend on
+    how rows were split, within their error bounds) are left out; its counts, moments, min, max
+    and distinct estimate (HLL unions are exact) must still agree.
+    """
     where = where or a.name
     da, fa = _split(a)
     db, fb = _split(b)
+    if not strict and not (a.exact and b.exact):
+        for d in (da, db):
+            d.pop("quantiles"), d.pop("top_values")
+            if d["string_length"] is not None:
+                d["string_length"].pop("quantiles")
     assert da == db, f"{where}: exact statistics differ:\n{da}\n{db}"
     scale = spread = 0.0
     if a.min is not None and not isinstance(a.min, str) and not isinstance(a.min, bytes):
@@ -83,7 +93,7 @@ def assert_columns_equal(a, b, *, rel: float = 1e-9, where: str = "") -> None:
         scale, spread = max(abs(lo), abs(hi), 1.0), hi - lo
     unit = _unit(a)
     tol = {
-        "mean": 1e-12 * scale, "std": 1e-11 * scale, "variance": 1e-11 * scale * spread,
+        "mean": 1e-12 * scale, "std": 1e-11 * scale, "variance": 1e-11 * scale * spread + 1e-24 * scale * scale,
         "len_mean": 1e-12, "len_std": 1e-9,
     }  # fmt: skip
     for key in fa:
@@ -91,8 +101,9 @@ def assert_columns_equal(a, b, *, rel: float = 1e-9, where: str = "") -> None:
                where=f"{where}.{key}")  # fmt: skip
 
 
-def assert_profiles_equal(a, b, *, rel: float = 1e-9, ignore_order: bool = False) -> None:
-    """Two ``TableProfile``s agree (column order ignored when ``ignore_order``)."""
+def assert_profiles_equal(a, b, *, rel: float = 1e-9, ignore_order: bool = False, strict: bool = True) -> None:
+    """Two ``TableProfile``s agree (column order ignored when ``ignore_order``; see
+    :func:`assert_columns_equal` for ``strict``)."""
     names_a, names_b = [c.name for c in a.columns], [c.name for c in b.columns]
     if ignore_order:
         assert sorted(names_a) == sorted(names_b), (names_a, names_b)
@@ -101,7 +112,7 @@ def assert_profiles_equal(a, b, *, rel: float = 1e-9, ignore_order: bool = False
     assert a.row_count == b.row_count, (a.row_count, b.row_count)
     assert a.null_cells == b.null_cells, (a.null_cells, b.null_cells)
     for name in names_a:
-        assert_columns_equal(a.column(name), b.column(name), rel=rel, where=name)
+        assert_columns_equal(a.column(name), b.column(name), rel=rel, where=name, strict=strict)
     da, db = a.to_dict(), b.to_dict()
     for d in (da, db):
         for f in _RUN_FIELDS:

@@ -423,10 +423,12 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
     label = type(data).__name__
     if isinstance(data, pl.LazyFrame):
         lf = data.select(columns) if columns else data
-        return Source(label, frames=lambda n: [lambda: iter(lf.collect_batches(chunk_size=None))])
+        empty = lambda: pl.DataFrame(schema=lf.collect_schema())  # noqa: E731
+        return Source(label, frames=lambda n: [lambda: _or_empty(lf.collect_batches(chunk_size=None), empty)])
     if isinstance(data, pa.RecordBatchReader) or (hasattr(data, "__arrow_c_stream__") and not isinstance(data, (pa.Table, pl.DataFrame)) and not _is_pandas(data)):
         reader = data if isinstance(data, pa.RecordBatchReader) else pa.RecordBatchReader.from_stream(data)
-        return Source(label, frames=lambda n: [lambda: _from_arrow_batches(reader, columns)])
+        empty = lambda: _empty_frame(reader.schema, columns)  # noqa: E731
+        return Source(label, frames=lambda n: [lambda: _or_empty(_from_arrow_batches(reader, columns), empty)])
     if _is_dataset(data):
         files = getattr(data, "files", None)
         fmt = getattr(getattr(data, "format", None), "default_extname", None)
@@ -434,7 +436,8 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
             slices = [s for f in files for s in plan_files(f, columns=columns, storage_options={}, min_slices=min_slices).slices]
             return Source(label, slices)
         scanner = data.scanner(columns=list(columns) if columns else None)
-        return Source(label, frames=lambda n: [lambda: _from_arrow_batches(scanner.to_batches(), None)])
+        empty = lambda: _empty_frame(scanner.projected_schema, None)  # noqa: E731
+        return Source(label, frames=lambda n: [lambda: _or_empty(_from_arrow_batches(scanner.to_batches(), None), empty)])
     df = _as_frame(data)
     if df is None:
         raise UnsupportedInputError(
@@ -451,6 +454,21 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
 
 
 _MIN_PART_ROWS = 100_000
+
+
+def _or_empty(batches: Iterator[pl.DataFrame], empty: Callable[[], pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """The batches, or one empty frame with the schema if there are none (so the columns are kept)."""
+    seen = False
+    for batch in batches:
+        seen = True
+        yield batch
+    if not seen:
+        yield empty()
+
+
+def _empty_frame(schema: pa.Schema, columns) -> pl.DataFrame:
+    df = pl.from_arrow(schema.empty_table())
+    return df.select(columns) if columns else df  # type: ignore[union-attr]
 
 
 def _frame_parts(df: pl.DataFrame, n: int) -> list[Callable[[], Iterator[pl.DataFrame]]]:

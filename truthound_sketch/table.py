@@ -66,8 +66,14 @@ class TablePartial:
         exprs, names = [], []
         for i, name in enumerate(df.columns):
             col = self.columns[name]
-            if col.kind.name == "NULL" and df.schema[name] != pl.Null:
-                self.columns[name] = col = col.merge(ColumnPartial.zero(name, df.schema[name], **self.params))
+            dtype = df.schema[name]
+            if dtype != col.dtype:
+                if dtype != pl.Null:
+                    # the column's type so far and this batch's meet in a common type (or raise
+                    # SchemaMismatchError naming the column), as two partials would in merge()
+                    self.columns[name] = col = col.merge(ColumnPartial.zero(name, dtype, **self.params))
+                if col.dtype != dtype and col.kind.name != "NULL":
+                    df = df.with_columns(pl.col(name).cast(col.dtype))
             exprs += stat_exprs(i, name, col.kind)
             names.append(name)
         row = df.select(exprs).row(0)
