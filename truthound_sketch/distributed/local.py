@@ -45,8 +45,11 @@ class LocalBackend(ProfilingBackend):
     name = "local"
 
     def __init__(self, num_workers: int | None = None, use_processes: bool | None = None, *,
-                 config: LocalConfig | None = None, max_retries: int | None = None, **kwargs: Any) -> None:  # fmt: skip
+                 config: LocalConfig | None = None, max_retries: int | None = None,
+                 storage_options: dict[str, Any] | None = None, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
+        #: fsspec options for remote paths (s3://, gs://...), handed to every slice and worker
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
         config = config or LocalConfig()
         self.num_workers = num_workers or config.num_workers or default_workers()
         if self.num_workers < 1:
@@ -58,7 +61,8 @@ class LocalBackend(ProfilingBackend):
     # -- map ------------------------------------------------------------------------------
     def partial(self, data: Any, *, config: ProfileConfig, bus: Any) -> tuple[TablePartial, int]:
         n = self.num_workers
-        source = resolve_source(data, columns=config.columns, min_slices=n if n > 1 else 1)
+        source = resolve_source(data, columns=config.columns, storage_options=self.storage_options,
+                                min_slices=n if n > 1 else 1)  # fmt: skip
         if source.is_files:
             tasks = self._file_tasks(source, n)
             bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
