@@ -422,6 +422,22 @@ def test_unsupported_dask_collection():
         DaskBackend(DaskConfig(scheduler="synchronous")).profile(da.zeros((4, 4)))
 
 
+def test_other_inputs_are_refused_with_a_hint(data):
+    with pytest.raises(UnsupportedInputError, match="from_pandas"):
+        DaskBackend(DaskConfig(scheduler="synchronous")).profile(data["edge"][0])
+
+
+def test_profile_dispatches_dask_series_and_frames_without_a_client(data):
+    """With no client in scope and no DaskConfig, dask's own default (threads, here) runs the tasks."""
+    rec = Recorder()
+    edge_pl, edge_pd = data["edge"]
+    got = ts.profile(dd.from_pandas(edge_pd, npartitions=3), monitor=rec)
+    assert_matches(got, reference(data, "edge", 4096), edge_pl)
+    assert {w.split("/")[0] for w in _workers_of(rec)} == {f"pid-{os.getpid()}"}
+    series = ts.profile(dd.from_pandas(edge_pd["f"], npartitions=2))
+    assert_matches(series, ts.profile(edge_pl.select("f")), edge_pl.select("f"))
+
+
 def test_missing_column():
     ddf = dd.from_pandas(pd.DataFrame({"a": [1, 2]}), npartitions=1)
     with pytest.raises(InputError, match=r"\['nope'\]"):
