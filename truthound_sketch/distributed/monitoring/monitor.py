@@ -337,6 +337,23 @@ class DistributedMonitor:
         except Exception:
             _log.exception("monitor failed in worker_lost")
 
+    def worker_unregistered(self, worker_id: str, *, reason: str = "left") -> None:
+        """A worker left in an orderly way (pool shut down, cluster scaled down): no alarm."""
+        if not self.config.enable_monitoring:
+            return
+        try:
+            if self.health_monitor is not None:
+                self.health_monitor.unregister_worker(worker_id, reason)
+            else:
+                with self._lock:
+                    self._workers_seen.discard(worker_id)
+                self._emit(E.WORKER_UNREGISTERED, f"worker {worker_id} unregistered: {reason}",
+                           worker_id=worker_id, data={"reason": reason})
+            if self.metrics_collector is not None:
+                self.metrics_collector.remove_worker(worker_id)
+        except Exception:
+            _log.exception("monitor failed in worker_unregistered")
+
     def aggregation_completed(self, *, partials: int, duration_seconds: float) -> None:
         if not self.config.enable_monitoring:
             return
