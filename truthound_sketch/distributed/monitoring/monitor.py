@@ -369,9 +369,9 @@ class DistributedMonitor:
             _log.exception("monitor failed in aggregation_completed")
 
     def run_finished(self, *, rows: int, duration_seconds: float, error: BaseException | None = None) -> None:
-        """The run ended: publishes MONITOR_STOP, flushes callbacks (bounded by
-        ``CallbackConfig.flush_timeout_seconds``) and stops the Prometheus endpoint unless
-        ``MetricsConfig.keep_prometheus_server``."""
+        """The run ended: publishes MONITOR_STOP, flushes callbacks (each waits at most its own
+        flush timeout, ``CallbackConfig.flush_timeout_seconds`` for configured ones) and stops
+        the Prometheus endpoint unless ``MetricsConfig.keep_prometheus_server``."""
         try:
             with self._lock:
                 self._run.active = False
@@ -431,12 +431,13 @@ class DistributedMonitor:
             return list(self._events)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Flush every callback, waiting at most ``timeout`` seconds in all."""
-        timeout = self.config.callbacks.flush_timeout_seconds if timeout is None else timeout
-        deadline = time.monotonic() + timeout
+        """Flush every callback. With ``timeout``, wait at most that long in all; without, each
+        callback waits at most its own flush timeout (``run_finished`` does this)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         ok = True
         for callback in self._callbacks:
-            ok = _flush(callback, max(0.0, deadline - time.monotonic())) and ok
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ok = _flush(callback, left) and ok
         return ok
 
     # ================================================================= adapters, checks, lifecycle
