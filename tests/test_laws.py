@@ -316,3 +316,63 @@ def test_frequent_from_batch_equals_from_counts(values: list, capacity: int) -> 
     b = FrequentItems.from_counts(value_counts(s), capacity)
     assert a.error == b.error
     assert sorted(a.table.iter_rows()) == sorted(b.table.iter_rows())
+
+
+# -- the byte form rejects malformed records with ProfileFormatError ------------------------------
+def _reframe(body: bytes, kind: int = 1) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack("<4sHHQI", b"TSKP", 1, kind, len(body), zlib.crc32(body)) + body
+
+
+_JUNK = st.sampled_from([None, "x", -1, 10**30, [], {}, 1.5, ["i", "zz"], ["f", "nothex"], True, ["s", 3]])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["int64", "string", "float64", "decimal", "datetime_tz", "categorical"]),
+       threshold=st.sampled_from([4096, 0]), data=st.data())  # fmt: skip
+def test_malformed_records_raise_profile_format_error(kind: str, threshold: int, data) -> None:
+    """Records with a valid checksum but a bad header field or a bad value table are refused."""
+    import json
+    import struct
+
+    from truthound_sketch import ProfileFormatError
+
+    values = data.draw(column_values(kind, max_size=20).filter(lambda v: any(x is not None for x in v)))
+    raw = col_partial(series_of(kind, values), threshold).to_bytes()
+    body = raw[20:]
+    (hlen,) = struct.unpack_from("<I", body)
+    header = json.loads(body[4 : 4 + hlen])
+    field = data.draw(st.sampled_from(sorted(k for k in header if k != "blobs")), label="field")
+    header[field] = data.draw(_JUNK, label="junk")
+    head = json.dumps(header).encode()
+    mutated = _reframe(struct.pack("<I", len(head)) + head + body[4 + hlen :])
+    try:
+        part = ColumnPartial.from_bytes(mutated)
+    except ProfileFormatError:
+        return
+    part.finalize()  # what decodes must be usable
+    part.merge(part).finalize()
+
+
+def test_value_table_of_wrong_type_is_refused() -> None:
+    import io
+
+    from truthound_sketch import ProfileFormatError
+    from truthound_sketch.codec import _frame
+
+    good = col_partial(pl.Series("x", [1, 2, 2]), 4096)
+    wrong = pl.DataFrame({"value": ["a"], "count": pl.Series([1], dtype=pl.UInt64)})
+    buf = io.BytesIO()
+    wrong.write_ipc_stream(buf)
+    raw = good.to_bytes()
+    import json
+    import struct
+
+    body = raw[20:]
+    (hlen,) = struct.unpack_from("<I", body)
+    header = json.loads(body[4 : 4 + hlen])
+    header.pop("blobs")
+    with pytest.raises(ProfileFormatError, match="x.values"):
+        ColumnPartial.from_bytes(_frame(1, header, [("values", buf.getvalue())]))

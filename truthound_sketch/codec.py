@@ -120,7 +120,7 @@ def _ipc(df: pl.DataFrame) -> bytes:
 def _from_ipc(blob: memoryview, field: str) -> pl.DataFrame:
     try:
         return pl.read_ipc_stream(io.BytesIO(bytes(blob)))
-    except Exception as exc:
+    except (Exception, pl.exceptions.PanicException) as exc:  # malformed IPC can make polars panic
         raise ProfileFormatError(f"{field}: not an Arrow IPC stream ({exc})") from None
 
 
@@ -188,13 +188,13 @@ def decode_column(data: bytes):
         col.moments = _moments(h["moments"])
         col.min, col.max = _dec(h["min"], f"{name}.min"), _dec(h["max"], f"{name}.max")
         col.has_empty = bool(h["has_empty"])
-        col.values = _from_ipc(blobs["values"], f"{name}.values") if "values" in blobs else None
+        col.values = _counts_table(blobs["values"], f"{name}.values", col) if "values" in blobs else None
         if "kll" in blobs:
             col.kll = KllQuantiles.from_bytes(blobs["kll"], field=f"{name}.kll")
         if "hll" in blobs:
             col.hll = HllDistinct.from_bytes(bytes(blobs["hll"]))
         if "frequent" in blobs:
-            table = _from_ipc(blobs["frequent"], f"{name}.frequent")
+            table = _counts_table(blobs["frequent"], f"{name}.frequent", col)
             col.frequent = FrequentItems(table, int(h["frequent_error"]), params["frequent_capacity"])
         if "lengths" in h:
             lh = h["lengths"]
@@ -211,11 +211,24 @@ def decode_column(data: bytes):
             col.lengths = ls
         if col.kind.valued and col.values is None and (col.hll is None or col.frequent is None):
             raise ValueError("a sketched column needs both 'hll' and 'frequent' blobs")
+        if col.kind.numeric and bool(col.moments.n) != (col.min is not None and col.max is not None):
+            raise ValueError("min/max and the count of numeric values disagree")
     except ProfileFormatError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileFormatError(f"column record is missing or has a bad field: {exc}") from None
     return col
+
+
+def _counts_table(blob: memoryview, field: str, col) -> pl.DataFrame:
+    """A value-count table: columns ``value`` (the column's value type) and ``count`` (UInt64)."""
+    from .column import _value_dtype
+
+    table = _from_ipc(blob, field)
+    want = pl.Schema({"value": _value_dtype(col.dtype), "count": pl.UInt64})
+    if table.schema != want:
+        raise ProfileFormatError(f"{field}: expected columns {dict(want)}, found {dict(table.schema)}")
+    return table
 
 
 def _moments(raw) -> Any:
