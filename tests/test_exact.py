@@ -284,3 +284,19 @@ def test_batch_types_widen() -> None:
             assert v.distinct.estimate == pytest.approx(3, abs=0.01)
             assert (s.count, s.null_count, s.min, s.max) == (5, 1, "a", "c")
             assert s.distinct.estimate == pytest.approx(3, abs=0.01)
+
+
+@pytest.mark.parametrize("threshold", [4096, 0])
+def test_decimals_of_two_scales(threshold: int) -> None:
+    """Partials of one decimal column at two scales merge by value (1.50 and 1.500 are one value)."""
+    from decimal import Decimal
+
+    a = pl.DataFrame({"x": pl.Series([Decimal("1.50"), Decimal("2.00"), None], dtype=pl.Decimal(10, 2))})
+    b = pl.DataFrame({"x": pl.Series([Decimal("1.500"), Decimal("2.250")], dtype=pl.Decimal(12, 3))})
+    config = ProfileConfig(exact_threshold=threshold)
+    for batches in ([a, b], [b, a]):
+        col = TablePartial.from_batches(batches, config).finalize().column("x")
+        assert col.dtype == "Decimal(precision=12, scale=3)"
+        assert (col.count, col.null_count, col.min, col.max) == (5, 1, Decimal("1.5"), Decimal("2.25"))
+        assert col.distinct.estimate == pytest.approx(3, abs=0.01)
+        assert col.top_values[0].value == Decimal("1.5") and col.top_values[0].count == 2

@@ -331,10 +331,11 @@ def _hash_into(hll: HllDistinct, values: pl.Series, kind: Kind) -> None:
     elif kind is Kind.FLOAT:
         hll.update_float64(values.cast(pl.Float64).to_numpy())
     elif kind is Kind.DECIMAL:
-        if values.dtype.precision is not None and values.dtype.precision <= 18:
-            hll.update_int64(values.to_physical().cast(pl.Int64).to_numpy())
-        else:
-            hll.update_strings(values.cast(pl.String))
+        # hashed by value as a double, not by the scaled integer, so that 1.50 (scale 2) and 1.500
+        # (scale 3) are one value when partials of two scales merge; up to 15 digits the unscaled
+        # integer and 10**scale are exact doubles, so the quotient is the same whatever the scale
+        unscaled = values.to_physical().cast(pl.Float64).to_numpy()
+        hll.update_float64(unscaled / 10.0 ** values.dtype.scale)
     else:
         if kind.temporal:
             values = values.to_physical()
