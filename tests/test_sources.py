@@ -328,3 +328,17 @@ def test_s3_in_worker_processes(s3, reference, monkeypatch) -> None:
     prof = backend.profile("s3://profiles-bucket/data/")
     assert len(backend.last_pool_pids) == 2
     same(prof, reference)
+
+
+@pytest.mark.parametrize("terminator", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("columns", [None, ("f",), ("word", "small")], ids=["all", "one", "reordered"])
+def test_split_csv_with_columns(frame, tmp_path, monkeypatch, terminator: str, columns) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(frame.write_csv(line_terminator=terminator).rstrip("\r\n").encode())  # no final newline
+    whole = ts.profile(str(path), num_workers=1, columns=columns)
+    monkeypatch.setattr(sources, "_SPLIT_BYTES", os.path.getsize(path) // 4)
+    split = ts.profile(str(path), num_workers=2, columns=columns)
+    assert split.partitions >= 4
+    assert [c.name for c in split.columns] == list(columns or frame.columns)
+    same(split, whole)
+    same(split, ts.profile(frame.select(columns) if columns else frame))

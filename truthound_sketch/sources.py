@@ -183,14 +183,17 @@ def _read_csv(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
     schema = _schema(sl)
     if data is not None:
         first = sl.byte_range[0] == 0
-        df = pl.read_csv(data, separator=sep, has_header=first, new_columns=None if first else list(schema),
-                         schema=schema if not first else None, schema_overrides=schema if first else None,
-                         columns=list(sl.columns) if sl.columns else None)  # fmt: skip
+        # later ranges have no header: the planned schema names the columns, chosen by position
+        cols = (list(sl.columns) if first else [list(schema).index(c) for c in sl.columns]) if sl.columns else None
+        df = pl.read_csv(data, separator=sep, has_header=first, schema=schema if not first else None,
+                         schema_overrides=schema if first else None, columns=cols)  # fmt: skip
     else:
         fs, p = _fs(sl.path, sl.storage_options)
         with fs.open(p, "rb", compression="infer") as fh:
             df = pl.read_csv(fh, separator=sep, schema_overrides=schema, infer_schema_length=10_000,
                              columns=list(sl.columns) if sl.columns else None)  # fmt: skip
+    if sl.columns:
+        df = df.select(sl.columns)
     for off in range(0, max(df.height, 1), batch_rows):
         yield df.slice(off, batch_rows)
 
