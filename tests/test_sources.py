@@ -342,3 +342,23 @@ def test_split_csv_with_columns(frame, tmp_path, monkeypatch, terminator: str, c
     assert [c.name for c in split.columns] == list(columns or frame.columns)
     same(split, whole)
     same(split, ts.profile(frame.select(columns) if columns else frame))
+
+
+def test_columns_are_one_column_tables(frame, reference) -> None:
+    """A polars Series or Arrow array (which also speak the Arrow stream protocol) is one column."""
+    for col in (frame["small"], frame["small"].to_arrow(), pa.chunked_array(frame["small"].to_arrow().chunks)):
+        prof = ts.profile(col)
+        assert prof.column_count == 1 and prof.row_count == N
+        got = prof.columns[0]
+        want = reference.column("small")
+        assert (got.count, got.null_count, got.min, got.max, got.distinct, got.quantiles) == (
+            want.count, want.null_count, want.min, want.max, want.distinct, want.quantiles)
+
+
+def test_arrow_stream_that_is_not_a_table() -> None:
+    class ColumnStream:
+        def __arrow_c_stream__(self, requested_schema=None):
+            return pa.chunked_array([[1, 2]]).__arrow_c_stream__(requested_schema)
+
+    with pytest.raises(UnsupportedInputError, match="ColumnStream.*not a table"):
+        ts.profile(ColumnStream())

@@ -428,8 +428,8 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
         lf = data.select(columns) if columns else data
         empty = lambda: pl.DataFrame(schema=lf.collect_schema())  # noqa: E731
         return Source(label, frames=lambda n: [lambda: _or_empty(lf.collect_batches(chunk_size=None), empty)])
-    if isinstance(data, pa.RecordBatchReader) or (hasattr(data, "__arrow_c_stream__") and not isinstance(data, (pa.Table, pl.DataFrame)) and not _is_pandas(data)):
-        reader = data if isinstance(data, pa.RecordBatchReader) else pa.RecordBatchReader.from_stream(data)
+    if isinstance(data, pa.RecordBatchReader) or (hasattr(data, "__arrow_c_stream__") and not isinstance(data, _FRAMES) and not _is_pandas(data)):
+        reader = data if isinstance(data, pa.RecordBatchReader) else _stream_reader(data)
         empty = lambda: _empty_frame(reader.schema, columns)  # noqa: E731
         return Source(label, frames=lambda n: [lambda: _or_empty(_from_arrow_batches(reader, columns), empty)])
     if _is_dataset(data):
@@ -488,11 +488,27 @@ def _is_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("pyarrow._dataset")
 
 
+# frames and columns that have __arrow_c_stream__ but are read directly (a column is a one-column table)
+_FRAMES = (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, pl.DataFrame, pl.Series)
+
+
+def _stream_reader(data: Any) -> pa.RecordBatchReader:
+    try:
+        return pa.RecordBatchReader.from_stream(data)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise UnsupportedInputError(
+            f"cannot profile an object of type {type(data).__module__}.{type(data).__name__}: its Arrow stream is "
+            f"not a table of columns ({_short(exc)}); pass a table or data frame"
+        ) from None
+
+
 def _as_frame(data: Any) -> pl.DataFrame | None:
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pl.Series):
         return data.to_frame()
+    if isinstance(data, (pa.Array, pa.ChunkedArray)):
+        return pl.from_arrow(data).to_frame()  # type: ignore[union-attr]
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         return pl.from_arrow(data, rechunk=False)  # type: ignore[return-value]
     if _is_pandas(data) and hasattr(data, "columns"):
