@@ -23,6 +23,7 @@ from dask import delayed
 from ..config import ProfileConfig
 from ..distributed.base import ProfilingBackend, tree_reduce
 from ..distributed.configs import DaskConfig
+from ..distributed.partitioning import PartitionStrategy
 from ..errors import BackendError, ConfigError, InputError, TruthoundSketchError, UnsupportedInputError
 from ..sources import Slice, resolve_source
 from ..table import TablePartial
@@ -95,6 +96,9 @@ class DaskBackend(ProfilingBackend):
                               "or a scheduler address such as tcp://host:8786")  # fmt: skip
         if config and config.num_workers is not None and config.num_workers < 1:
             raise ConfigError(f"DaskConfig.num_workers={config.num_workers!r}: use at least 1 (None: every core)")
+        if self.partition_strategy is not PartitionStrategy.ROW_BASED:
+            raise ConfigError(f"partition_strategy={self.partition_strategy.value!r}: the dask backend profiles dask's own "
+                              "row partitions (or file slices); use row_based, or repartition the dask DataFrame")  # fmt: skip
         if not isinstance(fan_in, int) or fan_in < 2:
             raise ConfigError(f"fan_in={fan_in!r}: a merge takes at least 2 partials")
         self.last_graph: Any = None  # the Delayed of the last run's reduction tree

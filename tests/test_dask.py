@@ -336,6 +336,19 @@ def test_events_on_local_cluster(cluster, persisted, data):
     assert names[-1] == "run_finished"
 
 
+def test_distributed_monitor_follows_a_cluster_run(cluster, persisted, data):
+    from truthound_sketch.distributed.monitoring import DistributedMonitor
+
+    with DistributedMonitor() as monitor, cluster.as_current():
+        got = DistributedProfiler.create(backend="dask", config=DaskConfig(scheduler="distributed"),
+                                         monitor=monitor).profile(persisted["flights", 3])  # fmt: skip
+        assert monitor.flush(timeout=30)
+        stats = monitor.get_statistics()
+    assert got.row_count == stats["rows_processed"] == len(data["flights"][1])
+    assert (stats["backend"], stats["num_partitions"], stats["running"], stats["error"]) == ("dask", 3, False, None)
+    assert stats["completed_partitions"] == 3 and stats["progress_percent"] == 100
+
+
 # -- a LocalCluster started for the run -------------------------------------------------------------
 def test_distributed_starts_and_closes_a_local_cluster(data, monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
@@ -387,6 +400,8 @@ def test_config_errors():
         DaskBackend(DaskConfig(num_workers=0))
     with pytest.raises(ConfigError, match="fan_in"):
         DaskBackend(fan_in=1)
+    with pytest.raises(ConfigError, match="row_based"):
+        DistributedProfiler.create(backend="dask", partition_strategy="hash")
 
 
 def test_unreachable_scheduler():
