@@ -117,7 +117,9 @@ def test_file_formats(frame, reference, tmp_path, ext: str, workers: int) -> Non
     prof = ts.profile(str(path), num_workers=workers)
     assert prof.source == str(path)
     same(prof, reference)
-    same(ts.profile(path, num_workers=workers), reference)  # os.PathLike
+    by_pathlike = ts.profile(path, num_workers=workers)  # os.PathLike
+    assert by_pathlike.source == str(path)
+    same(by_pathlike, reference)
 
 
 def test_directory_glob_and_list(frame, reference, tmp_path) -> None:

@@ -7,6 +7,7 @@ Everything else (statistics, merging, results) is the core's.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from typing import Any
@@ -48,7 +49,7 @@ class ProfilingBackend(ABC):
             raise
         seconds = time.perf_counter() - started
         bus.run_finished(rows=part.row_count, duration_seconds=seconds)
-        label = data if isinstance(data, str) else type(data).__name__
+        label = os.fspath(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__
         return part.finalize(config, duration_ms=seconds * 1000, source=label, engine=self.name, partitions=partitions)
 
     def close(self) -> None:
