@@ -156,6 +156,8 @@ class ColumnPartial:
             if values.dtype != pl.String:
                 values = values.cast(pl.String)
             self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
+        elif kind is Kind.BINARY:  # HLL ignores empty values, as for strings: counted aside
+            self.has_empty |= bool((values.bin.size() == 0).any())
         if self.values is not None and len(values) > self.exact_threshold:
             head = values.slice(0, 2 * self.exact_threshold + 1)
             if head.n_unique() > self.exact_threshold:
