@@ -183,8 +183,7 @@ def test_decimal_values_exact() -> None:
 
 
 # -- table laws -----------------------------------------------------------------------------------
-TABLE_KINDS = ["int64", "uint64", "float64", "decimal", "bool", "string", "categorical", "date",
-               "datetime_tz", "duration", "null", "list"]  # fmt: skip
+TABLE_KINDS = list(KINDS)
 
 
 @st.composite
