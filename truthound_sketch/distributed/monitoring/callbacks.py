@@ -28,6 +28,9 @@ __all__ = [
     "AsyncMonitorCallback",
     "CallbackLike",
     "callback_counts",
+    "close_callback",
+    "deliver",
+    "flush_callback",
 ]
 
 _log = logging.getLogger(__name__)
@@ -90,7 +93,7 @@ def callback_counts(callback: CallbackLike) -> tuple[int, int]:
     return int(getattr(callback, "dropped_count", 0) or 0), int(getattr(callback, "error_count", 0) or 0)
 
 
-def _flush(callback: CallbackLike, timeout: float | None) -> bool:
+def flush_callback(callback: CallbackLike, timeout: float | None) -> bool:
     fn = getattr(callback, "flush", None)
     if fn is None:
         return True
@@ -103,7 +106,7 @@ def _flush(callback: CallbackLike, timeout: float | None) -> bool:
         return False
 
 
-def _close(callback: CallbackLike) -> None:
+def close_callback(callback: CallbackLike) -> None:
     fn = getattr(callback, "close", None)
     if fn is None:
         return
@@ -146,12 +149,12 @@ class CallbackChain(MonitorCallbackAdapter):
         ok = True
         for callback in self._callbacks:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ok = _flush(callback, left) and ok
+            ok = flush_callback(callback, left) and ok
         return ok
 
     def close(self) -> None:
         for callback in self._callbacks:
-            _close(callback)
+            close_callback(callback)
 
     @property
     def dropped_count(self) -> int:
@@ -214,7 +217,7 @@ class AsyncMonitorCallback(MonitorCallbackAdapter):
         with self._cond:
             drained = self._cond.wait_for(lambda: self._pending == 0,
                                           max(0.0, deadline - time.monotonic()))
-        inner = _flush(self.callback, max(0.0, deadline - time.monotonic()))
+        inner = flush_callback(self.callback, max(0.0, deadline - time.monotonic()))
         self._report_drops()
         if not drained:
             _log.warning("%r: %d events still queued after waiting %.1fs", self, self._pending, timeout)
@@ -232,7 +235,7 @@ class AsyncMonitorCallback(MonitorCallbackAdapter):
             except queue.Full:
                 _log.warning("%r: closing with a full buffer; its thread ends with the process", self)
             thread.join(1.0)
-        _close(self.callback)
+        close_callback(self.callback)
 
     @property
     def dropped_count(self) -> int:

@@ -84,11 +84,12 @@ class EventSeverity(enum.IntEnum):
             raise ConfigError(msg) from None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MonitorEvent:
     """One observation on the bus.
 
-    ``sequence`` numbers the events of one monitor from 1 in the order they were dispatched;
+    ``sequence`` numbers the events of one monitor from 1 in the order they were dispatched
+    (the monitor sets it; treat events as read-only);
     ``timestamp`` is seconds since the epoch. Ids that the event is about are both attributes
     and keys of :meth:`to_dict`.
     """

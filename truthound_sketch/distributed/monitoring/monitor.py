@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable
 
 from truthound_sketch.errors import ConfigError, TruthoundSketchError
 
-from .callbacks import AsyncMonitorCallback, CallbackLike, _close, _flush, callback_counts, deliver
+from .callbacks import (AsyncMonitorCallback, CallbackLike, callback_counts, close_callback, deliver,
+                        flush_callback)
 from .config import MonitorConfig
 from .events import EventSeverity, MonitorEvent, MonitorEventType
 from .health import HealthStatus, WorkerHealthMonitor
@@ -200,7 +201,7 @@ class DistributedMonitor:
             snap = None
             if self.progress_aggregator is not None:
                 crossed = self.progress_aggregator.update_partition(partition_id, progress, rows_processed)
-                snap = self.progress_aggregator.get_progress()
+                snap = self.progress_aggregator.last_progress
             if self.metrics_collector is not None and fraction is not None:
                 self.metrics_collector.record_partition_progress(partition_id, fraction)
             worker = task.worker_id if task is not None else None
@@ -230,7 +231,7 @@ class DistributedMonitor:
             snap = None
             if self.progress_aggregator is not None:
                 crossed = self.progress_aggregator.complete_partition(partition_id, rows)
-                snap = self.progress_aggregator.get_progress()
+                snap = self.progress_aggregator.last_progress
             m = self.metrics_collector
             if m is not None:
                 m.increment_counter("tasks_completed")
@@ -406,7 +407,10 @@ class DistributedMonitor:
             return
         with self._dispatch_lock:
             self._sequence += 1
-            event = dataclasses.replace(event, sequence=self._sequence)
+            if event.sequence:  # already numbered elsewhere: number a copy
+                event = dataclasses.replace(event, sequence=self._sequence)
+            else:
+                event.sequence = self._sequence
             self._events.append(event)
             for callback in self._callbacks:
                 if not deliver(callback, event):
@@ -437,7 +441,7 @@ class DistributedMonitor:
         ok = True
         for callback in self._callbacks:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ok = _flush(callback, left) and ok
+            ok = flush_callback(callback, left) and ok
         return ok
 
     # ================================================================= adapters, checks, lifecycle
@@ -499,7 +503,7 @@ class DistributedMonitor:
         if self.metrics_collector is not None:
             self.metrics_collector.stop_http_server()
         for callback in self._callbacks:
-            _close(callback)
+            close_callback(callback)
 
     def __enter__(self) -> DistributedMonitor:
         return self
@@ -563,7 +567,7 @@ class DistributedMonitor:
 
     def _task_id(self, partition_id: int) -> str:
         task_id = self.task_tracker.partition_task_id(partition_id, _TASK_TYPE)
-        if self.task_tracker.get_task(task_id) is None:  # the engine skipped partition_submitted
+        if not self.task_tracker.has_task(task_id):  # the engine skipped partition_submitted
             self.task_tracker.submit(_TASK_TYPE, partition_id, enforce_retry_limit=False)
         return task_id
 

@@ -104,6 +104,7 @@ class DistributedProgressAggregator:
             self._running = 0
             self._t0: float | None = None
             self._last_milestone = 0.0
+            self.last_progress: AggregatedProgress | None = None
 
     # ---------------------------------------------------------------- updates
     def set_total_partitions(self, total: int) -> None:
@@ -173,6 +174,7 @@ class DistributedProgressAggregator:
 
     # ---------------------------------------------------------------- reading
     def get_progress(self) -> AggregatedProgress:
+        """The progress now (``last_progress`` is the one computed at the latest update)."""
         with self._lock:
             return self._snapshot()
 
@@ -224,7 +226,7 @@ class DistributedProgressAggregator:
 
     def _after_change(self) -> list[int]:
         with self._lock:
-            snap = self._snapshot()
+            snap = self.last_progress = self._snapshot()
             crossed: list[int] = []
             step = self.milestone_interval
             if step:
