@@ -91,6 +91,12 @@ def test_local_adapter_with_a_thread_pool_reads_this_process():
         assert rec.events[0].event_type == E.WORKER_REGISTERED
         metrics = local_adapter.get_metrics()
         assert metrics["kind"] == "threads" and metrics["max_workers"] == 2
+        entered, release = threading.Event(), threading.Event()
+        busy = thread_pool_executor.submit(lambda: (entered.set(), release.wait(30)))
+        assert entered.wait(30)
+        assert local_adapter.poll_once()[0].active_tasks == 1
+        release.set()
+        busy.result(timeout=30)
 
 
 # ----------------------------------------------------------------------------- Dask

@@ -86,10 +86,11 @@ class LocalMonitorAdapter(MonitorAdapter):
             ps.cpu_percent(None)
             self._procs[os.getpid()] = (None, ps)
         threads = len(getattr(self.executor, "_threads", ()) or ())
+        idle = getattr(getattr(self.executor, "_idle_semaphore", None), "_value", threads)
         return WorkerSample(f"local-{os.getpid()}", cpu_percent=ps.cpu_percent(None),
-                            memory_percent=ps.memory_percent(),
-                            active_tasks=_qsize(getattr(self.executor, "_work_queue", None)),
-                            info={"pid": os.getpid(), "threads": threads})
+                            memory_percent=ps.memory_percent(), active_tasks=max(0, threads - idle),
+                            info={"pid": os.getpid(), "threads": threads,
+                                  "queued": _qsize(getattr(self.executor, "_work_queue", None))})
 
     def _sample_process(self, psutil, pid: int, proc: Any, ps: Any) -> WorkerSample:
         worker_id = f"local-{pid}"
@@ -132,5 +133,5 @@ def _death(pid: int, code: int | None) -> str:
 def _qsize(q: Any) -> int:
     try:
         return int(q.qsize()) if q is not None else 0
-    except (NotImplementedError, AttributeError):
+    except (AttributeError, OSError):
         return 0
