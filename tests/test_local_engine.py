@@ -320,3 +320,21 @@ def test_profile_columns_parallel(frame, frame_baseline) -> None:
     all_cols = backend.profile_columns_parallel(frame)
     assert sorted(all_cols) == sorted(frame.columns)
     assert all_cols["v"].null_count == frame["v"].null_count()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=[s.value for s in STRATEGIES])
+@pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
+def test_directory_of_files_with_different_columns(tmp_path, monkeypatch, strategy, processes) -> None:
+    """Files of one directory with different columns (and equal row counts, so that a wrong join of
+    two files' rows would not be caught by a row-count check) profile like their concatenation."""
+    monkeypatch.setattr(local, "_POOL_MIN_BYTES", 0)
+    a = pl.DataFrame({"k": [1, 2, 3, 4], "s": ["a", "b", "c", "d"]})
+    b = pl.DataFrame({"k": [5, 6, 7, 8], "s": ["e", "f", "g", "h"], "x": [0.5, None, 1.5, 2.5]})
+    c = pl.DataFrame({"x": [9.5, 8.5, 7.5, 6.5], "k": [9, 10, 11, 12]})
+    for name, df in zip("abc", (a, b, c)):
+        df.write_parquet(tmp_path / f"{name}.parquet")
+    backend = LocalBackend(num_workers=2, use_processes=processes, partition_strategy=strategy)
+    prof = backend.profile(str(tmp_path))
+    assert bool(backend.last_pool_pids) is processes
+    want = ts.profile(pl.concat([a, b, c], how="diagonal"))
+    assert_profiles_equal(prof, want, ignore_order=True)

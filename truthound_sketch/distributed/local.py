@@ -83,14 +83,20 @@ class LocalBackend(ProfilingBackend):
         slices = source.slices
         if strategy is PartitionStrategy.HASH:
             whole = {s.path: replace(s, row_groups=None, byte_range=None, batches=None, rows=None, schema=s.schema) for s in slices}
-            return [(i, replace(s, hash_partition=(i, n))) for i in range(n) for s in whole.values()]
+            # one key per (partition, file): parts with one key are column groups of the same rows
+            return [((i, j), replace(s, hash_partition=(i, n))) for i in range(n) for j, s in enumerate(whole.values())]
         if strategy in (PartitionStrategy.COLUMN_BASED, PartitionStrategy.HYBRID):
-            names = _slice_columns(slices[0])
-            groups = split_columns(names, n if strategy is PartitionStrategy.COLUMN_BASED else 2)
             if strategy is PartitionStrategy.COLUMN_BASED:
                 whole = {s.path: replace(s, row_groups=None, byte_range=None, batches=None) for s in slices}
                 slices = list(whole.values())
-            return [(i, replace(s, columns=tuple(g))) for i, s in enumerate(slices) for g in groups]
+            k = n if strategy is PartitionStrategy.COLUMN_BASED else 2
+            names: dict[str, list[str]] = {}  # files of a directory may have different columns
+            tasks = []
+            for i, s in enumerate(slices):
+                if s.path not in names:
+                    names[s.path] = _slice_columns(s)
+                tasks += [(i, replace(s, columns=tuple(g))) for g in split_columns(names[s.path], k)]
+            return tasks
         return list(enumerate(slices))
 
     def _frame_tasks(self, source: Source, n: int) -> list[tuple[Any, Any]]:
