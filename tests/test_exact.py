@@ -300,3 +300,16 @@ def test_decimals_of_two_scales(threshold: int) -> None:
         assert (col.count, col.null_count, col.min, col.max) == (5, 1, Decimal("1.5"), Decimal("2.25"))
         assert col.distinct.estimate == pytest.approx(3, abs=0.01)
         assert col.top_values[0].value == Decimal("1.5") and col.top_values[0].count == 2
+
+
+def test_profile_options() -> None:
+    from truthound_sketch import ConfigError
+
+    df = pl.DataFrame({"ab": [1, 2, 3, 4], "a": ["x", "y", "y", "z"]})
+    prof = ts.profile(df, columns="ab", quantiles=(0.5, 1.0), top_k=1)
+    assert [c.name for c in prof.columns] == ["ab"]  # one column named "ab", not "a" and "b"
+    assert prof.column("ab").quantiles == {"p50": 2, "p100": 4} and len(prof.column("ab").top_values) == 1
+    with pytest.raises(ConfigError, match="quantile'.*options are"):
+        ts.profile(df, quantile=(0.5,))
+    with pytest.raises(ConfigError, match="top_k"):
+        ts.profile(df, top_k=-1)

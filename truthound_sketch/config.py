@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .errors import ConfigError
 
@@ -39,7 +39,8 @@ class ProfileConfig:
                 raise ConfigError(f"quantile {q!r} is outside [0, 1]; pass fractions such as 0.5 for the median")
         object.__setattr__(self, "quantiles", qs)
         if self.columns is not None:
-            object.__setattr__(self, "columns", tuple(self.columns))
+            cols = (self.columns,) if isinstance(self.columns, str) else tuple(self.columns)  # "ab" is one column
+            object.__setattr__(self, "columns", cols)
         checks = {
             "top_k": (self.top_k, 0, 1_000_000),
             "kll_k": (self.kll_k, 8, 65_535),
@@ -53,4 +54,8 @@ class ProfileConfig:
                 raise ConfigError(f"ProfileConfig.{name}={value!r} must be an integer in [{lo}, {hi}]")
 
     def with_options(self, **changes) -> "ProfileConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown profile option(s) {unknown}; options are {sorted(known - {'extra'})}")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
