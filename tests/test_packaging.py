@@ -32,6 +32,7 @@ def test_built_wheel_holds_truthound_sketch_shims(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "truthound_sketch/shims/__init__.py" in names
     assert "truthound_sketch/schema/profile.schema.json" in names
+    assert "truthound_sketch/distributed/monitoring/adapters/__init__.py" in names
     assert any(n.startswith("truthound_sketch/_hll") and n.endswith(".so") for n in names)
     assert not any(n.startswith("shims/") for n in names)
     target = tmp_path / "site"
