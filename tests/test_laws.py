@@ -400,3 +400,18 @@ def test_empty_values_are_counted(threshold: int) -> None:
     for s in (pl.Series("x", [b"", b"a", None, b""]), pl.Series("x", ["", "a", None, ""])):
         d = col_partial(s[:2], threshold).merge(col_partial(s[2:], threshold)).finalize().distinct
         assert round(d.estimate) == 2 and d.lower_bound <= 2 <= d.upper_bound
+
+
+@pytest.mark.parametrize("kind", ["int8", "float64", "float32", "decimal", "date", "datetime_tz", "duration",
+                                  "time", "string", "categorical"])  # fmt: skip
+@SETTINGS
+@given(data=st.data())
+def test_sketched_quantiles_equal_exact_on_small_inputs(kind: str, data) -> None:
+    """Below k values KLL keeps every value, so sketched quantiles (turned back into the column's
+    type) must equal the exact ones; so must string-length statistics.  (Kinds whose values pass
+    2**53 are left out: the sketch holds float64.)"""
+    values = data.draw(column_values(kind), label="values")
+    s = series_of(kind, values)
+    exact, sketched = col_partial(s, 4096).finalize(), col_partial(s, 0).finalize()
+    assert exact.quantiles == sketched.quantiles
+    assert exact.string_length == sketched.string_length
