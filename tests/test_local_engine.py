@@ -338,3 +338,25 @@ def test_directory_of_files_with_different_columns(tmp_path, monkeypatch, strate
     assert bool(backend.last_pool_pids) is processes
     want = ts.profile(pl.concat([a, b, c], how="diagonal"))
     assert_profiles_equal(prof, want, ignore_order=True)
+
+
+def test_plain_registered_backend() -> None:
+    """A registered class with nothing but ``profile(data)`` (the documented minimal form) works
+    through the registry, ``profile()`` and the profiler facade."""
+
+    @BackendRegistry.register("plain")
+    class PlainBackend:
+        def profile(self, data):
+            return TablePartial.from_batches([data]).finalize(engine="plain")
+
+    try:
+        df = pl.DataFrame({"a": [1, 2, 2]})
+        assert isinstance(BackendRegistry.create("plain"), PlainBackend)
+        prof = ts.profile(df, backend="plain")
+        assert prof.engine == "plain" and prof.column("a").distinct.estimate == 2
+        with DistributedProfiler.create("plain", partition_strategy="hash") as p:
+            assert p.profile(df).row_count == 3
+        with pytest.raises(ConfigError, match="does not take"):
+            BackendRegistry.create("plain", config=LocalConfig())
+    finally:
+        BackendRegistry.unregister("plain")

@@ -33,6 +33,20 @@ def profile(data: Any, *, backend: str | None = None, config: ProfileConfig | No
     try:
         if storage_options and hasattr(engine, "storage_options"):
             engine.storage_options = storage_options
-        return engine.profile(data, config=config)
+        if "config" in _parameters(engine.profile):
+            return engine.profile(data, config=config)
+        return engine.profile(data)  # a plain registered backend: profile(data)
     finally:
-        engine.close()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
+
+
+def _parameters(fn: Any) -> set[str]:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {"config"}
+    return {p.name for p in params} | ({"config"} if any(p.kind is p.VAR_KEYWORD for p in params) else set())

@@ -18,7 +18,7 @@ _CONFIG_BACKEND = {SparkConfig: "spark", DaskConfig: "dask", RayConfig: "ray", L
 class DistributedProfiler:
     def __init__(self, backend: Any, *, profile_config: ProfileConfig | None = None) -> None:
         self.backend = backend
-        self.profile_config = profile_config or backend.profile_config
+        self.profile_config = profile_config or getattr(backend, "profile_config", None) or ProfileConfig()
 
     @classmethod
     def create(cls, backend: DistributedBackend | str | None = None, config: Any = None, *,

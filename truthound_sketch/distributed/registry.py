@@ -7,6 +7,7 @@ Third-party packages publish backends under the entry-point group ``truthound_sk
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from enum import Enum
@@ -82,7 +83,27 @@ class BackendRegistry:
         backend = cls.get(name)
         if config is not None:
             kwargs["config"] = config
-        return backend(**kwargs)
+        return backend(**_accepted(backend, kwargs))
+
+
+def _accepted(factory: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``factory`` takes: a plain class registered with only ``profile(data)``
+    gets none of the engine options it does not know; one that names an option it cannot take fails."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return kwargs
+    names = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    dropped = [k for k, v in kwargs.items() if k not in names and v is not None and k not in _ENGINE_OPTIONS]
+    if dropped:
+        raise ConfigError(f"backend {getattr(factory, '__name__', factory)!r} does not take the option(s) {dropped}")
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+# options every engine is offered; a backend that does not take one simply does not get it
+_ENGINE_OPTIONS = {"profile_config", "monitor", "partition_strategy", "num_workers"}
 
 
 def auto_select_backend() -> DistributedBackend:
