@@ -360,3 +360,34 @@ def test_plain_registered_backend() -> None:
             BackendRegistry.create("plain", config=LocalConfig())
     finally:
         BackendRegistry.unregister("plain")
+
+
+def test_partitioners(frame, frame_baseline) -> None:
+    from truthound_sketch.distributed import ColumnBasedPartitioner, HashPartitioner, HybridPartitioner, RowBasedPartitioner
+    from truthound_sketch.distributed.partitioning import join_columns
+
+    lf = frame.lazy()
+    rows = RowBasedPartitioner(num_partitions=7).partition(lf)
+    assert len(rows) == 7 and sum(p.select(pl.len()).collect().item() for p in rows) == frame.height
+    merged = ProfileMerger().merge([ts.profile(p) for p in rows])
+    assert_exact_equal(merged, frame_baseline)
+
+    groups = ColumnBasedPartitioner().partition(lf, num_workers=2)
+    assert sorted(c for g in groups for c in g) == sorted(frame.columns) and len(groups) == 2
+    joined = join_columns([TablePartial.from_batches([frame.select(g)]) for g in groups])
+    assert_exact_equal(joined.finalize(), frame_baseline)
+
+    parts = HybridPartitioner(row_partitions=3, column_partitions=2).partition(lf)
+    assert len(parts) == 6
+    keyed = [(i // 2, TablePartial.from_batches([p.collect()])) for i, p in enumerate(parts)]
+    from truthound_sketch.distributed import reduce_partials
+
+    assert_exact_equal(reduce_partials(keyed).finalize(), frame_baseline)
+
+    hashed = HashPartitioner(num_partitions=3, key=["k"]).partition(lf)
+    frames = [p.collect() for p in hashed]
+    assert sum(f.height for f in frames) == frame.height
+    assert not set(frames[0]["k"]) & set(frames[1]["k"])  # a key lives in one partition
+    assert_exact_equal(ProfileMerger().merge([ts.profile(f) for f in frames]), frame_baseline)
+    with pytest.raises(ConfigError):
+        RowBasedPartitioner(0)
