@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from operator import itemgetter
 from typing import Any
 
@@ -46,7 +46,8 @@ def _task(source: Any, i: int, params: dict) -> tuple[bytes, int, float, str]:
             batches = (df.slice(o, cfg.batch_rows) for o in range(0, max(df.height, 1), cfg.batch_rows))
         part = TablePartial.from_batches(batches, cfg)
     except Exception as exc:
-        exc.truthound_partition, exc.truthound_worker = i, _worker_id()  # travel with the pickled exception
+        with suppress(AttributeError):  # these travel with the pickled exception to the client
+            exc.truthound_partition, exc.truthound_worker = i, _worker_id()
         raise
     return part.to_bytes(), part.row_count, time.perf_counter() - t0, _worker_id()
 
