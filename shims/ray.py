@@ -33,7 +33,7 @@ _RERAISED = ("InputError", "UnsupportedInputError", "SchemaMismatchError", "Conf
 
 def _work(batches: Any, params: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """The partial of ``batches(config)``; a failure travels back as data (Ray Data would hide its type)."""
-    started, worker = time.perf_counter(), f"ray-{ray.get_runtime_context().get_node_id()[:8]}-{os.getpid()}"
+    started, worker = time.perf_counter(), f"ray-node-{ray.get_runtime_context().get_node_id()[:12]}"  # as RayMonitorAdapter
     try:
         config = ProfileConfig(**params)
         part = TablePartial.from_batches(batches(config), config)
