@@ -364,3 +364,25 @@ def test_arrow_stream_that_is_not_a_table() -> None:
 
     with pytest.raises(UnsupportedInputError, match="ColumnStream.*not a table"):
         ts.profile(ColumnStream())
+
+
+@pytest.mark.parametrize("ext", ["parquet", "arrow", "feather", "arrows"])
+def test_empty_files_keep_their_columns(tmp_path, ext: str) -> None:
+    empty = pl.DataFrame(schema={"a": pl.Int64, "s": pl.String, "t": pl.Datetime("ms", "UTC")})
+    WRITERS[ext](empty, tmp_path / f"e.{ext}")
+    for workers in (1, 2):
+        prof = ts.profile(str(tmp_path / f"e.{ext}"), num_workers=workers)
+        assert prof.row_count == 0
+        assert [(c.name, c.dtype, c.count) for c in prof.columns] == [(k, str(v), 0) for k, v in empty.schema.items()]
+    assert [c.name for c in ts.profile(str(tmp_path / f"e.{ext}"), columns=("t",)).columns] == ["t"]
+
+
+def test_empty_text_files_name_the_file(tmp_path) -> None:
+    (tmp_path / "e.csv").write_text("")
+    (tmp_path / "e.ndjson").write_text("")
+    for name in ("e.csv", "e.ndjson"):
+        with pytest.raises(InputError, match=name):
+            ts.profile(str(tmp_path / name))
+    (tmp_path / "h.csv").write_text("a,b\n")
+    prof = ts.profile(str(tmp_path / "h.csv"))
+    assert prof.row_count == 0 and [c.name for c in prof.columns] == ["a", "b"]

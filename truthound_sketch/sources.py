@@ -142,14 +142,15 @@ def _read_ipc(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
         fs, p = _fs(sl.path, sl.storage_options)
         with fs.open(p, "rb") as fh:
             reader = pa.ipc.open_stream(fh) if sl.format == "ipc_stream" else pa.ipc.open_file(pa.py_buffer(fh.read()))
-            yield from _from_arrow_batches(reader if sl.format == "ipc_stream" else
-                                           (reader.get_batch(i) for i in range(reader.num_record_batches)),
-                                           sl.columns)  # fmt: skip
+            batches = reader if sl.format == "ipc_stream" else (reader.get_batch(i) for i in range(reader.num_record_batches))
+            yield from _or_empty(_from_arrow_batches(batches, sl.columns), lambda: _empty_frame(reader.schema, sl.columns))
         return
     with pa.memory_map(sl.path.removeprefix("file://")) as src:
         reader = pa.ipc.open_file(src)
         idx = sl.batches if sl.batches is not None else range(reader.num_record_batches)
-        yield from _from_arrow_batches((reader.get_batch(i) for i in idx), sl.columns)
+        # a file of no record batches still has its columns
+        yield from _or_empty(_from_arrow_batches((reader.get_batch(i) for i in idx), sl.columns),
+                             lambda: _empty_frame(reader.schema, sl.columns))  # fmt: skip
 
 
 def _from_arrow_batches(batches, columns) -> Iterator[pl.DataFrame]:
