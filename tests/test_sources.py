@@ -78,11 +78,27 @@ def test_pyarrow_table_and_reader(frame, reference) -> None:
 def test_pyarrow_dataset(frame, reference, tmp_path) -> None:
     for i, part in enumerate(frame.iter_slices(11_000)):
         part.write_parquet(tmp_path / f"part-{i}.parquet", row_group_size=4_000)
-    same(ts.profile(pads.dataset(str(tmp_path), format="parquet")), reference)
-    filtered = pads.dataset(str(tmp_path), format="parquet").filter(pads.field("small") < 0)
-    prof = ts.profile(pads.dataset(str(tmp_path), format="parquet").scanner(filter=pads.field("small") < 0).to_reader())
-    assert prof.row_count == frame.filter(pl.col("small") < 0).height
-    assert filtered is not None
+    dataset = pads.dataset(str(tmp_path), format="parquet")
+    assert sources.resolve_source(dataset).is_files  # plain files: workers read their row groups
+    same(ts.profile(dataset), reference)
+    negative = frame.filter(pl.col("small") < 0)
+    for filtered in (dataset.filter(pads.field("small") < 0), dataset.scanner(filter=pads.field("small") < 0).to_reader()):
+        prof = ts.profile(filtered)
+        assert prof.row_count == negative.height
+        same(prof, ts.profile(negative))
+
+
+def test_pyarrow_dataset_with_partition_columns(frame, tmp_path) -> None:
+    """Hive partition columns come from directory names, not from the files: they are profiled."""
+    for flag, part in frame.group_by("flag"):
+        d = tmp_path / f"flag={str(flag[0]).lower()}"
+        d.mkdir()
+        part.drop("flag").write_parquet(d / "part.parquet")
+    dataset = pads.dataset(str(tmp_path), format="parquet", partitioning="hive")
+    prof = ts.profile(dataset)
+    assert sorted(c.name for c in prof.columns) == sorted(frame.columns)
+    flag = prof.column("flag")
+    assert flag.count == N and flag.distinct.estimate == 2
 
 
 def test_duckdb_relation(frame, reference) -> None:

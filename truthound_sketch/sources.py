@@ -436,7 +436,8 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
     if _is_dataset(data):
         files = getattr(data, "files", None)
         fmt = getattr(getattr(data, "format", None), "default_extname", None)
-        if files and fmt in ("parquet", "ipc", "arrow", "feather", "csv") and all(os.path.exists(f) for f in files):
+        if files and fmt in ("parquet", "ipc", "arrow", "feather", "csv") and all(os.path.exists(f) for f in files) \
+                and _plain_files(data):
             slices = [s for f in files for s in plan_files(f, columns=columns, storage_options={}, min_slices=min_slices).slices]
             return Source(label, slices)
         scanner = data.scanner(columns=list(columns) if columns else None)
@@ -483,6 +484,18 @@ def _frame_parts(df: pl.DataFrame, n: int) -> list[Callable[[], Iterator[pl.Data
 
 def _is_pandas(obj: Any) -> bool:
     return type(obj).__module__.startswith("pandas")
+
+
+def _plain_files(dataset: Any) -> bool:
+    """True when a dataset is just its files: no filter, no partition columns from directory
+    names, no schema other than the files' own (otherwise the dataset's scanner reads it)."""
+    if getattr(dataset, "_scan_options", None):
+        return False
+    try:
+        first = next(iter(dataset.get_fragments()))
+        return dataset.schema.equals(first.physical_schema, check_metadata=False)
+    except Exception:
+        return False
 
 
 def _is_dataset(obj: Any) -> bool:
