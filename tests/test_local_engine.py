@@ -238,25 +238,33 @@ def test_registry_entry_points(tmp_path, monkeypatch) -> None:
 
 
 # -- worker loss ----------------------------------------------------------------------------------
+def _kill_a_busy_worker(backend, path, events):
+    """Profile ``path`` in the background and SIGKILL a worker that is reading its second slice
+    (its imports are done); returns the future and the victim's worker id."""
+    psutil = pytest.importorskip("psutil")
+    ex = ThreadPoolExecutor(1)
+    future = ex.submit(backend.profile, path, monitor=events)
+    ex.shutdown(wait=False)
+    with events.started:
+        ok = events.started.wait_for(lambda: _second_start(events.events) is not None or future.done(), timeout=120)
+        victim = _second_start(events.events)
+    assert ok and victim is not None, "no worker reached a second slice"
+    proc = psutil.Process(int(victim.removeprefix("local-")))
+    cpu0 = sum(proc.cpu_times()[:2])
+    deadline = time.monotonic() + 10
+    while sum(proc.cpu_times()[:2]) < cpu0 + 0.05 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    return future, victim, proc
+
+
 def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> None:
     psutil = pytest.importorskip("psutil")
     monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)  # 6 slices: 3 a worker
     backend = LocalBackend(num_workers=2, max_retries=2)
     events = Recorder()
-    with ThreadPoolExecutor(1) as ex:
-        future = ex.submit(backend.profile, big_parquet, monitor=events)
-        # wait for a worker to start its second slice (its imports are done: it is now reading)
-        with events.started:
-            ok = events.started.wait_for(lambda: _second_start(events.events) is not None or future.done(), timeout=120)
-            victim = _second_start(events.events)
-        assert ok and victim is not None, "no worker reached a second slice"
-        proc = psutil.Process(int(victim.removeprefix("local-")))
-        cpu0 = sum(proc.cpu_times()[:2])
-        deadline = time.monotonic() + 10
-        while sum(proc.cpu_times()[:2]) < cpu0 + 0.05 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        prof = future.result(timeout=300)
+    future, victim, proc = _kill_a_busy_worker(backend, big_parquet, events)
+    prof = future.result(timeout=300)
     failed = events.of("failed")
     assert failed and all(e[3] for e in failed), failed  # will_retry
     assert failed[0][2] == victim
@@ -264,6 +272,16 @@ def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> N
     assert not psutil.pid_exists(proc.pid) or proc.status() == psutil.STATUS_ZOMBIE
     assert prof.row_count == ROWS
     assert_exact_equal(prof, baseline)
+
+
+def test_killed_worker_without_retries_fails_the_run(big_parquet, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)
+    backend = LocalBackend(num_workers=2, max_retries=0)
+    events = Recorder()
+    future, victim, _ = _kill_a_busy_worker(backend, big_parquet, events)
+    with pytest.raises(BackendError, match=f"worker {victim} exited.*gave up after 1 attempt"):
+        future.result(timeout=300)
+    assert [e[3] for e in events.of("failed")] == [False]
 
 
 def _second_start(events: list[tuple]) -> str | None:
@@ -288,7 +306,6 @@ def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
         backend.profile(str(tmp_path), monitor=events)
     assert backend.last_pool_pids
     assert not any(e[3] for e in events.of("failed"))
-    assert not isinstance(BackendError("x"), ts.InputError)
 
 
 # -- merging profiles -----------------------------------------------------------------------------
