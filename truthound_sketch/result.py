@@ -144,8 +144,7 @@ def finalize_column(col, quantiles=None, top_k: int = 10) -> ColumnProfile:
     if kind.numeric and m.n:
         mean, std, variance = m.mean, m.std, m.variance
         if kind.temporal:
-            # rounded to the physical unit, within [min, max] (float64 rounding can step past it)
-            mean = to_value([min(max(int(round(mean)), col.min), col.max)])[0]
+            mean = _temporal_mean(min(max(mean, col.min), col.max), col.dtype, kind)
             std = _duration(std, col.dtype, kind) if std is not None else None
             variance = None
     qvals: list[Any] = []
@@ -210,6 +209,22 @@ def _converter(dtype: pl.DataType, kind: Kind):
     if kind is Kind.DECIMAL:
         return lambda vs: pl.Series(vs, dtype=pl.Float64).cast(dtype, strict=False).to_list()
     return lambda vs: list(vs)
+
+
+_MICROS = {"ns": 1e-3, "us": 1.0, "ms": 1e3}
+
+
+def _temporal_mean(x: float, dtype: pl.DataType, kind: Kind) -> Any:
+    """A mean of physical values as a value of the column's type, to the microsecond (dates: the day)."""
+    if kind is Kind.DATE:
+        return pl.Series([int(round(x))], dtype=pl.Int32).cast(pl.Date).item()
+    unit = getattr(dtype, "time_unit", None) or "ns"
+    micros = int(round(x * _MICROS[unit]))
+    if kind is Kind.DATETIME:
+        return pl.Series([micros], dtype=pl.Int64).cast(pl.Datetime("us", getattr(dtype, "time_zone", None))).item()
+    if kind is Kind.DURATION:
+        return dt.timedelta(microseconds=micros)
+    return pl.Series([micros * 1000], dtype=pl.Int64).cast(pl.Time).item()
 
 
 def _duration(x: float, dtype: pl.DataType, kind: Kind) -> dt.timedelta:
