@@ -211,7 +211,8 @@ def ratio(num: float | None, den: float | None) -> str:
 
 def print_table(name: str, info: dict, tools: dict) -> None:
     print(f"\n## {name}: {info['rows']:,} rows x {info['columns']} columns, {info['bytes'] / 1e6:.0f} MB")
-    head = ("tool", "wall s", "peak MB (largest)", "peak MB (tree)", "th/tool wall", "th/tool mem")
+    head = ("tool", "wall s", "peak MB (largest)", "peak MB (tree)", "th/tool wall", "th/tool mem (largest)",
+            "th/tool mem (tree)")
     rows = []
     for tool, result in tools.items():
         if result["status"] != "ok":
@@ -222,6 +223,7 @@ def print_table(name: str, info: dict, tools: dict) -> None:
         rows.append((
             tool, f"{med['wall_s']:.2f}", f"{med['peak_mb_largest']:.0f}", f"{med['peak_mb_tree']:.0f}",
             ratio(other.get("wall_s"), med["wall_s"]), ratio(other.get("peak_mb_largest"), med["peak_mb_largest"]),
+            ratio(other.get("peak_mb_tree"), med["peak_mb_tree"]),
         ))
     widths = [max(len(str(cell)) for cell in column) for column in zip(head, *rows)]
     for line in (head, tuple("-" * w for w in widths), *rows):
