@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import ray
+from ray.data.dataset import MaterializedDataset
 
 from truthound_sketch import errors
 from truthound_sketch.config import ProfileConfig
@@ -127,21 +128,18 @@ class RayBackend(ProfilingBackend):
             raise BackendError("Ray Data does not run through Ray Client (ray://): profile files with profile_file(), "
                                "or run the program on the cluster (`ray job submit`, or RAY_ADDRESS=host:port)")  # fmt: skip
         ds = data if isinstance(data, ray.data.Dataset) else _from_frame(data)
-        try:  # the block count, when Ray knows it before running the plan
-            hint = ds.num_blocks() if isinstance(ds, ray.data.MaterializedDataset) else ds._logical_plan.initial_num_blocks()
-        except Exception:
-            hint = 0
-        bus.run_started(backend=self.name, num_partitions=hint, source=type(data).__name__)
+        known = ds.num_blocks() if isinstance(ds, MaterializedDataset) else 0  # 0: known as blocks arrive
+        bus.run_started(backend=self.name, num_partitions=known, source=type(data).__name__)
         out = ds.map_batches(block_partial, batch_format="pyarrow", batch_size=None, zero_copy_batch=True, fn_kwargs={"params": params})
         return self._gather(_block_items(out), bus, lambda: _empty(ds, config))
 
     def _gather(self, items: Any, bus: Any, empty: Any) -> tuple[TablePartial, int]:
-        parts, waiting, done, at = [], {}, 0, [0]  # waiting: meta ref -> (partial ref, partition id)
+        parts, waiting, done, current = [], {}, 0, 0  # waiting: meta ref -> (partial ref, partition id)
 
         def arrive(ref: Any) -> None:
-            nonlocal done
+            nonlocal done, current
             part_ref, pid = waiting.pop(ref)
-            at[0] = done if pid is None else pid
+            current = done if pid is None else pid
             metas = ray.get(ref)
             for m in metas:
                 i, done = (done if pid is None else pid), done + 1
@@ -177,7 +175,7 @@ class RayBackend(ProfilingBackend):
             cause = exc if isinstance(exc, TruthoundSketchError) else getattr(exc, "cause", None)
             if isinstance(cause, TruthoundSketchError):
                 raise cause from None
-            bus.partition_failed(at[0], error=exc)
+            bus.partition_failed(current, error=exc)
             raise BackendError(f"Ray failed while profiling: {type(exc).__name__}: {str(exc).strip()[:500]}") from exc
         bus.aggregation_completed(partials=done, duration_seconds=time.perf_counter() - started)
         return result, done

@@ -174,8 +174,10 @@ def test_edge_dataset_matches_local(local_ray, edge, blocks, threshold):
 
 def test_tree_reduction(local_ray, edge):
     ds = ray.data.from_arrow(edge.to_arrow()).repartition(8)
-    four, two = RayBackend(fan_in=4), RayBackend(fan_in=2)
-    a, b = four.profile(ds), two.profile(ds)
+    rec = Recorder()
+    four, two = RayBackend(fan_in=4, monitor=rec), RayBackend(fan_in=2)
+    a, b = four.profile(ds.materialize()), two.profile(ds)
+    assert rec.of("run_started")[0][1]["num_partitions"] == 8  # a materialized Dataset's blocks are known
     assert four.last_merges == [4, 4, 2]  # 8 partials -> 2 -> 1: no task ever sees all eight
     assert two.last_merges == [2, 2, 2, 2, 2, 2, 2]  # depth 3
     want = _local(edge, ProfileConfig())
