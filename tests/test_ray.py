@@ -246,6 +246,24 @@ def test_profile_file_reads_slices_in_tasks_and_publishes_events(local_ray, flig
     assert [c.name for c in cols.columns] == ["carrier", "dep_delay"]
 
 
+def test_distributed_monitor_and_ray_adapter_follow_a_run(local_ray, flights, flights_dir):
+    from truthound_sketch.distributed.monitoring import DistributedMonitor
+    from truthound_sketch.distributed.monitoring.adapters import RayMonitorAdapter
+
+    with DistributedMonitor() as monitor:
+        adapter = RayMonitorAdapter()
+        assert adapter.connect()
+        adapter.attach(monitor, start=False)
+        got = RayBackend(monitor=monitor).profile_file(str(flights_dir))
+        (sample,) = adapter.poll_once()
+        assert monitor.flush(timeout=30)
+        stats = monitor.get_statistics()
+    assert got.row_count == stats["rows_processed"] == flights.height
+    assert (stats["backend"], stats["num_partitions"], stats["completed_partitions"], stats["error"]) == ("ray", 9, 9, None)
+    assert stats["workers"] == 1, "task events and the adapter's node sample name the same worker"
+    assert sample.worker_id == f"ray-node-{ray.get_runtime_context().get_node_id()[:12]}"
+
+
 # -- errors -------------------------------------------------------------------------------------
 def test_missing_column_in_a_dataset_is_an_input_error(local_ray, edge):
     rec = Recorder()
