@@ -15,6 +15,7 @@ import re
 import socket
 import sys
 import time
+import warnings
 from typing import Any
 
 import pyarrow as pa
@@ -115,8 +116,10 @@ class SparkBackend(ProfilingBackend):
         df, label = self._frame(data, config)
         params = {k: getattr(config, k) for k in _PARAMS}
         bus.run_started(backend=self.name, num_partitions=0, source=label)  # Spark counts partitions only when it runs
-        out = df.mapInArrow(functools.partial(_map_task, params, self.fan_in), _DDL)
-        out = out.repartition("g").mapInArrow(_merge_task, _DDL)
+        with warnings.catch_warnings():  # pyspark warns about pandas 3 here, but nothing of this path uses pandas
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+            out = df.mapInArrow(functools.partial(_map_task, params, self.fan_in), _DDL)
+            out = out.repartition("g").mapInArrow(_merge_task, _DDL)
         try:
             table = out.toArrow()
         except Exception as exc:

@@ -161,23 +161,27 @@ def _driver(master: str, out: Path) -> None:
 
     spec = json.loads((out / "spec.json").read_text())
     cfg = SparkConfig(master=master, **spec.get("config", {}))
-    report: dict = {"runs": {}}
+    report: dict = {"runs": {}, "seconds": {}}
+    t0 = time.perf_counter()
     rec = Recorder()
     profiler = DistributedProfiler.create(backend="spark", config=cfg, monitor=rec,
                                           profile_config=ProfileConfig(**spec.get("profile", {})))  # fmt: skip
     backend = profiler.backend
     spark = backend.spark
     report["owned"] = backend._owned
+    report["seconds"]["session"] = time.perf_counter() - t0
     report["session_module"] = type(spark).__module__
     report["conf"] = {k: spark.conf.get(k, None) for k in spec.get("conf_keys", [])}
     for name, run in spec["runs"].items():
         rec.events.clear()
+        t0 = time.perf_counter()
         if run["kind"] == "file":
             prof = backend.profile_file(run["path"])
         else:
             prof = backend.profile(spark.read.parquet(run["path"]).repartition(run["partitions"]))
         (out / f"{name}.partial").write_bytes(prof.partial.to_bytes())
         report["runs"][name] = {"partitions": prof.partitions, "engine": prof.engine, "events": rec.events[:]}
+        report["seconds"][name] = time.perf_counter() - t0
     if not report["session_module"].startswith("pyspark.sql.connect"):
         report["executors"] = int(spark.sparkContext._jsc.sc().getExecutorIds().size())
     profiler.close()

@@ -306,6 +306,7 @@ def flights_parquet(flights, tmp_path_factory) -> Path:
 
 
 def _check_driver_report(report: dict, out: Path, flights: pl.DataFrame, path: Path, classic: bool) -> None:
+    print("driver seconds:", {k: round(v, 1) for k, v in report["seconds"].items()})
     want = ts.profile(str(path))
     assert report["owned"] and report["stopped"]
     for name, run in report["runs"].items():
