@@ -234,8 +234,14 @@ def print_table(name: str, info: dict, tools: dict) -> None:
         print(f"scaling: wall of th --workers 1 / th (default workers) = {speedup:.2f}")
 
 
+def project_commit() -> str | None:
+    """The commit of the checkout that holds these scripts (the installed `th` is usually editable)."""
+    done = subprocess.run(["git", "-C", str(HERE.parent), "log", "-1", "--format=%h %cI"], capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def versions() -> dict:
-    found = {}
+    found = {"project_commit": project_commit()}
     for package in ("truthound_sketch", "polars", "duckdb", "pyspark", "dask", "psutil"):
         try:
             found[package] = metadata.version(package)
