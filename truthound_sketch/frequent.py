@@ -16,8 +16,6 @@ counts the rest exactly.  The result is identical to summarising the batch's ful
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 import polars as pl
 
@@ -45,19 +43,37 @@ class FrequentItems:
 
     @classmethod
     def from_batch(cls, values: pl.Series, capacity: int) -> "FrequentItems":
-        """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``."""
-        repeated = HashBuckets(values).repeated
-        n_repeated = int(np.count_nonzero(repeated))
-        # rows alone in their bucket are distinct values; prefilter only when they prove more than
-        # capacity + 1 distinct values and when it removes most rows
-        if len(values) - n_repeated < capacity + 2 or n_repeated > len(values) // 2:
+        """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``.
+
+        Only values that can survive the Misra-Gries cut are counted.  A value's bucket count
+        bounds its count from above, so rows whose bucket holds at most ``floor`` rows cannot
+        belong to a value seen more than ``floor`` times.  If at least ``capacity + 1`` of the
+        counted values occur more than ``floor`` times, the cut (the (capacity+1)-th largest count)
+        is above ``floor`` and every value above the cut was counted: the summary is exact.
+        Otherwise the floor is lowered, down to counting every row that may repeat.
+        """
+        k = capacity + 1
+        if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        counts = value_counts(values.filter(repeated))
-        if counts.height >= capacity + 1:
-            cut = int(counts["count"].top_k(capacity + 1).min())
-        else:
-            cut = 1  # more than capacity+1 distinct values, the rest occurring once each
-        table = counts.filter(pl.col("count") > cut).with_columns(pl.col("count") - cut)
+        buckets = HashBuckets(values)
+        floor = max(buckets.kth_largest(k) - 1, 1)
+        while True:
+            keep = buckets.counts[buckets.rows] > floor
+            if np.count_nonzero(keep) > len(values) // 2:
+                return cls.from_counts(value_counts(values), capacity)
+            counts = value_counts(values.filter(keep))
+            above = counts.filter(pl.col("count") > floor)
+            if above.height >= k:
+                cut = int(above["count"].top_k(k).min())
+                break
+            if floor == 1:
+                # values alone in their bucket occur once: with them, more than k distinct values?
+                if len(values) - int(np.count_nonzero(keep)) + counts.height <= k:
+                    return cls.from_counts(value_counts(values), capacity)
+                cut = 1
+                break
+            floor = max(floor // 2, 1)
+        table = above.filter(pl.col("count") > cut).with_columns(pl.col("count") - cut)
         return cls(table, cut, capacity)
 
     def merge(self, other: "FrequentItems") -> "FrequentItems":
@@ -87,7 +103,7 @@ def value_counts(values: pl.Series) -> pl.DataFrame:
 
 
 class HashBuckets:
-    """Values hashed into about 4 buckets per row: a row alone in its bucket occurs once."""
+    """Values hashed into about 4 buckets per row; a bucket's count bounds its values' counts."""
 
     def __init__(self, values: pl.Series) -> None:
         width = 1 << (max(4 * len(values), 1024) - 1).bit_length()
@@ -95,6 +111,9 @@ class HashBuckets:
         self.rows = (hashed & np.uint64(width - 1)).view(np.int64)
         self.counts = np.bincount(self.rows, minlength=width)
 
-    @cached_property
-    def repeated(self) -> np.ndarray:
-        return self.counts[self.rows] >= 2
+    def kth_largest(self, k: int) -> int:
+        """The k-th largest bucket count (counts are small integers: histogram them)."""
+        hist = np.bincount(self.counts)
+        above = np.cumsum(hist[::-1])
+        return int(len(hist) - 1 - np.searchsorted(above, k))
+
