@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before one run is killed")
     parser.add_argument("--output", default=None, help="results JSON path (default results/<timestamp>.json)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the running tool's group is killed
 
     tools = args.tools.split(",") if args.tools else list(DEFAULT_TOOLS)
     tools += (SPARK_TOOLS if args.spark else []) + (DASK_TOOLS if args.dask else [])
