@@ -62,6 +62,11 @@ def flights() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
+def flights_local(flights):
+    return ts.profile(flights)
+
+
+@pytest.fixture(scope="module")
 def sflights(spark, flights):
     return spark.createDataFrame(flights.to_arrow(compat_level=pl.CompatLevel.oldest())).cache()
 
@@ -97,6 +102,11 @@ def edge_frame(n: int = 20_000, seed: int = 7) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def edge() -> pl.DataFrame:
     return edge_frame()
+
+
+@pytest.fixture(scope="module")
+def edge_local(edge):
+    return ts.profile(edge)
 
 
 @pytest.fixture(scope="module")
@@ -166,18 +176,17 @@ def _count(s: pl.Series, op: str, value) -> int:
 
 # -- parity -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("partitions", [1, 3, 8])
-def test_flights_match_local_engine(backend, flights, sflights, partitions):
+def test_flights_match_local_engine(backend, flights, flights_local, sflights, partitions):
     got = backend.profile(sflights.repartition(partitions))
     assert got.engine == "spark" and got.partitions == partitions
-    assert_matches(got, ts.profile(flights), flights)
+    assert_matches(got, flights_local, flights)
 
 
 @pytest.mark.parametrize("partitions", [1, 3, 8])
-def test_edge_cases_match_local_engine(backend, edge, sedge, partitions):
+def test_edge_cases_match_local_engine(backend, edge, edge_local, sedge, partitions):
     got = backend.profile(sedge.repartition(partitions))
     assert got.partitions == partitions
-    want = ts.profile(edge)
-    assert_matches(got, want, edge)
+    assert_matches(got, edge_local, edge)
     assert {c.name for c in got.columns if not c.exact} >= {"s_hi", "f64", "i64"}  # both paths are covered
 
 
@@ -206,12 +215,12 @@ def test_empty_frames_keep_their_columns(backend, edge, sedge):
 
 
 # -- files --------------------------------------------------------------------------------------
-def test_profile_file_parquet(backend, flights, tmp_path):
+def test_profile_file_parquet(backend, flights, flights_local, tmp_path):
     path = tmp_path / "flights.parquet"
     flights.write_parquet(path, row_group_size=40_000)
     got = backend.profile_file(str(path))
     assert got.source == str(path) and got.partitions >= 1
-    assert_matches(got, ts.profile(str(path)), flights)
+    assert_matches(got, flights_local, flights)  # = ts.profile(str(path)) on the local engine
     parts = tmp_path / "parts"
     parts.mkdir()
     for i, chunk in enumerate(flights.iter_slices(120_000)):
@@ -236,13 +245,13 @@ def test_profile_file_csv_and_json(backend, flights, tmp_path):
 
 
 # -- partials -----------------------------------------------------------------------------------
-def test_spark_partials_merge_with_local_partials(backend, spark, flights):
+def test_spark_partials_merge_with_local_partials(backend, spark, flights, flights_local):
     half = flights.height // 2
     first, rest = flights.head(half), flights.tail(flights.height - half)
     sfirst = spark.createDataFrame(first.to_arrow(compat_level=pl.CompatLevel.oldest())).repartition(3)
     spark_part = TablePartial.from_bytes(backend.profile(sfirst).partial.to_bytes())
     local_part = ts.profile(rest).partial
-    want = ts.profile(flights)
+    want = flights_local
     assert_matches(spark_part.merge(local_part).finalize(ProfileConfig()), want, flights)
     assert_matches(local_part.merge(spark_part).finalize(ProfileConfig()), want, flights)
 
@@ -305,9 +314,8 @@ def flights_parquet(flights, tmp_path_factory) -> Path:
     return path
 
 
-def _check_driver_report(report: dict, out: Path, flights: pl.DataFrame, path: Path, classic: bool) -> None:
+def _check_driver_report(report: dict, out: Path, flights: pl.DataFrame, want) -> None:
     print("driver seconds:", {k: round(v, 1) for k, v in report["seconds"].items()})
-    want = ts.profile(str(path))
     assert report["owned"] and report["stopped"]
     for name, run in report["runs"].items():
         part = TablePartial.from_bytes((out / f"{name}.partial").read_bytes())
@@ -320,7 +328,7 @@ def _check_driver_report(report: dict, out: Path, flights: pl.DataFrame, path: P
     assert report["runs"]["repartitioned"]["partitions"] == 3
 
 
-def test_standalone_cluster(flights, flights_parquet, tmp_path):
+def test_standalone_cluster(flights, flights_local, flights_parquet, tmp_path):
     spec = {
         "config": {"app_name": "truthound-sketch-standalone", "executor_memory": "1g", "executor_cores": 2, "num_executors": 1,
                    "spark_config": dict(_TEST_CONF)},
@@ -334,10 +342,10 @@ def test_standalone_cluster(flights, flights_parquet, tmp_path):
     assert report["conf"] == {"spark.app.name": "truthound-sketch-standalone", "spark.executor.memory": "1g",
                               "spark.executor.cores": "2", "spark.cores.max": "2"}  # fmt: skip
     assert report["executors"] == 1
-    _check_driver_report(report, tmp_path / "driver", flights, flights_parquet, classic=True)
+    _check_driver_report(report, tmp_path / "driver", flights, flights_local)
 
 
-def test_spark_connect(flights, flights_parquet, tmp_path):
+def test_spark_connect(flights, flights_local, flights_parquet, tmp_path):
     spec = {
         "config": {"spark_config": {"spark.sql.session.timeZone": "UTC"}},
         "conf_keys": ["spark.sql.session.timeZone"],
@@ -348,4 +356,4 @@ def test_spark_connect(flights, flights_parquet, tmp_path):
         report = run_driver(url, tmp_path / "driver", spec)
     assert report["session_module"] == "pyspark.sql.connect.session"
     assert report["conf"] == {"spark.sql.session.timeZone": "UTC"}
-    _check_driver_report(report, tmp_path / "driver", flights, flights_parquet, classic=False)
+    _check_driver_report(report, tmp_path / "driver", flights, flights_local)
