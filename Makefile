@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -U pip setuptools wheel
+	$(PIP) install -U pip wheel
 	$(PIP) install -e '.[all,test,bench]'
 	touch $@
 
