@@ -6,7 +6,7 @@
 
 Every run is a separate subprocess (a fresh interpreter: imports count, memory is
 per tool). Wall time runs from spawn to exit. A sampler walks the subprocess tree
-with psutil every ~20 ms and keeps the peak RSS of the largest single process and
+every ~20 ms (through /proc, or psutil where there is none) and keeps the peak RSS of the largest single process and
 the peak of the sum over the tree. Repeats are interleaved across tools and the
 median is reported. Results go to benchmarks/results/<timestamp>.json.
 """
@@ -60,7 +60,12 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["no output"])[-1]
         raise Unavailable("not available", f"`th profile --help` failed: {last}")
-    extra = {"th": [], "th-w1": ["--workers", "1"], "th-spark": ["--backend", "spark", "--master", "local[2]"], "th-dask": ["--backend", "dask"]}
+    extra = {
+        "th": [],
+        "th-w1": ["--workers", "1"],
+        "th-spark": ["--backend", "spark", "--master", "local[2]"],
+        "th-dask": ["--backend", "dask"],
+    }
     return [th, "profile", str(path), "--format", "json", "-o", os.devnull, *extra[tool]]
 
 
@@ -68,7 +73,8 @@ def peer_command(tool: str, path: Path) -> list[str]:
     if tool == "whylogs":
         if not WHYLOGS_PYTHON.exists():
             raise Unavailable("unavailable", "no benchmarks/.venv-whylogs: run benchmarks/whylogs_env.sh")
-        check = subprocess.run([str(WHYLOGS_PYTHON), "-c", "import whylogs, pandas, pyarrow"], capture_output=True, text=True)
+        check = subprocess.run([str(WHYLOGS_PYTHON), "-c", "import whylogs, pandas, pyarrow"],
+                               capture_output=True, text=True)
         if check.returncode != 0:
             raise Unavailable("unavailable", (check.stderr.strip().splitlines() or ["import failed"])[-1])
         return [str(WHYLOGS_PYTHON), str(PEERS), tool, str(path)]
