@@ -48,11 +48,13 @@ RANK_EPS = 0.035  # KLL k=200: 1.33% rank error at 99% confidence; this is sever
 @pytest.fixture(scope="module")
 def local_ray():
     saved = os.environ.pop("RAY_ADDRESS", None)
-    assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ours = not ray.is_initialized()  # another module of the session may have left one running
+    if ours:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
-    ray.shutdown()
+    if ours:
+        ray.shutdown()
     if saved is not None:
         os.environ["RAY_ADDRESS"] = saved
 
