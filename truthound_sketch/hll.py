@@ -1,28 +1,37 @@
 """HyperLogLog distinct counts whose sketches are Apache DataSketches HLL sketches.
 
-:class:`HllDistinct` keeps the 2^lg_k one-byte registers of a DataSketches ``HLL_8`` sketch in a
-numpy array.  Whole columns are hashed in C (``truthound_sketch._hll``) exactly the way
-DataSketches' scalar ``update`` hashes one value, so the registers are the ones DataSketches
-itself would build from the same values, and :meth:`HllDistinct.to_bytes` is a serialized
-DataSketches HLL sketch that ``datasketches.hll_sketch.deserialize``, DataSketches Java and
-Spark's ``hll_union``/``hll_sketch_estimate`` read.  :meth:`HllDistinct.from_bytes` reads any
+:class:`HllDistinct` holds the state of a DataSketches ``HLL_8`` sketch in one of its two forms:
+
+* **coupon mode** (DataSketches' LIST and SET modes) while few distinct values were seen: the
+  distinct 32-bit *coupons* (26-bit hash address and 6-bit value) in a sorted ``uint32`` array.
+  Its estimate is DataSketches' coupon estimate, exact up to hash collisions;
+* **HLL mode** from the coupon count at which DataSketches itself switches (8 coupons when
+  ``lg_k < 8``, else ``3 * 2**(lg_k - 5) + 1``): the ``2**lg_k`` one-byte registers.
+
+Whole columns are hashed in C (``truthound_sketch._hll``) exactly the way DataSketches' scalar
+``update`` hashes one value, so the coupons and registers are the ones DataSketches builds from
+the same values, :meth:`HllDistinct.to_bytes` is a serialized DataSketches HLL sketch (LIST, SET or
+HLL_8 image) that ``datasketches.hll_sketch.deserialize``, DataSketches Java and Spark's
+``hll_union``/``hll_sketch_estimate`` read, and :meth:`HllDistinct.from_bytes` reads any
 DataSketches HLL image (``HLL_4``/``HLL_6``/``HLL_8``, LIST/SET/HLL mode, compact or updatable).
 
-The empty string is not counted: DataSketches ignores it, so a caller that needs it must count
-it separately.  See ``docs/hll.md``.
+The estimate depends only on ``lg_k`` and the set of coupons, never on the order of updates or
+the merge tree.  The empty string is not counted: DataSketches ignores it, so a caller that needs
+it must count it separately.  See ``docs/hll.md``.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any
+import threading
+from typing import Any, Callable
 
 import numpy as np
 
 from truthound_sketch import _hll
 from truthound_sketch.errors import ProfileFormatError
 
-__all__ = ["HllDistinct", "DEFAULT_LG_K", "MIN_LG_K", "MAX_LG_K"]
+__all__ = ["HllDistinct", "DEFAULT_LG_K", "MIN_LG_K", "MAX_LG_K", "coupon_limit"]
 
 DEFAULT_LG_K = 12
 MIN_LG_K = 4
@@ -37,12 +46,16 @@ _TGT_HLL4, _TGT_HLL6, _TGT_HLL8 = 0, 1, 2
 _FLAG_EMPTY, _FLAG_COMPACT, _FLAG_OUT_OF_ORDER = 4, 8, 16
 _HLL_HEADER_BYTES = 40
 _LIST_START, _SET_START = 8, 12
+_LIST_LG_ARR = 3  # a LIST holds at most 2**3 - 1 coupons
+_LIST_MAX = (1 << _LIST_LG_ARR) - 1
 _KEY_MASK_26 = (1 << 26) - 1
 _AUX_TOKEN = 15
 _MAX_REGISTER = 63
 _TGT_NAMES = {_TGT_HLL4: "HLL_4", _TGT_HLL6: "HLL_6", _TGT_HLL8: "HLL_8"}
 _MODE_NAMES = {_MODE_LIST: "LIST", _MODE_SET: "SET", _MODE_HLL: "HLL"}
 _INV_POW2 = [2.0**-v for v in range(64)]
+_NO_COUPONS = np.zeros(0, dtype=np.uint32)
+_NO_COUPONS.flags.writeable = False
 
 
 def _check_lg_k(lg_k: Any) -> int:
@@ -52,6 +65,25 @@ def _check_lg_k(lg_k: Any) -> int:
     if not MIN_LG_K <= lg_k <= MAX_LG_K:
         raise ValueError(f"lg_k must be between {MIN_LG_K} and {MAX_LG_K} (DataSketches' range), got {lg_k}")
     return lg_k
+
+
+def coupon_limit(lg_k: int) -> int:
+    """The number of distinct coupons at which a DataSketches sketch leaves coupon mode.
+
+    Below ``lg_k = 8`` a LIST of 8 cells becomes HLL registers when it fills.  From ``lg_k = 8``
+    the LIST becomes a SET at 8 coupons; the SET's hash table grows from 2**5 cells whenever more
+    than 3/4 of it is used, and once it has 2**(lg_k - 3) cells, passing 3/4 load promotes it to
+    HLL: at ``3 * 2**(lg_k - 5) + 1`` coupons (385 at ``lg_k = 12``).
+    """
+    lg_k = _check_lg_k(lg_k)
+    return _LIST_MAX + 1 if lg_k < 8 else 3 * (1 << (lg_k - 5)) + 1
+
+
+_LIMITS = {lg: coupon_limit(lg) for lg in range(MIN_LG_K, MAX_LG_K + 1)}
+
+
+def _rest(values: np.ndarray, consumed: int) -> tuple[np.ndarray] | None:
+    return (values[consumed:],) if consumed < values.shape[0] else None
 
 
 def _fold(registers: np.ndarray, lg_k: int) -> np.ndarray:
@@ -65,6 +97,19 @@ def _fold(registers: np.ndarray, lg_k: int) -> np.ndarray:
     return registers.reshape(-1, k).max(axis=0)
 
 
+def _registers_of(coupons: np.ndarray, lg_k: int, registers: np.ndarray | None = None) -> np.ndarray:
+    if registers is None:
+        registers = np.zeros(1 << lg_k, dtype=np.uint8)
+    if coupons.shape[0]:
+        _hll.apply_coupons(registers, coupons)
+    return registers
+
+
+def _frozen(coupons: np.ndarray) -> np.ndarray:
+    coupons.flags.writeable = False
+    return coupons
+
+
 def _check_std_dev(num_std_dev: Any) -> int:
     if isinstance(num_std_dev, bool) or not isinstance(num_std_dev, (int, np.integer)) or not 1 <= num_std_dev <= 3:
         raise ValueError(f"num_std_dev must be 1, 2 or 3, got {num_std_dev!r}")
@@ -72,31 +117,63 @@ def _check_std_dev(num_std_dev: Any) -> int:
 
 
 class HllDistinct:
-    """Registers of a DataSketches ``HLL_8`` sketch: a mergeable approximate distinct count.
+    """A DataSketches ``HLL_8`` sketch: a mergeable approximate distinct count.
 
-    ``registers`` is a ``np.uint8`` array of ``2**lg_k`` values (0 = slot never hit).  Updates
-    mutate it in place; :meth:`merge` returns a new object.
+    In coupon mode (``mode`` ``"LIST"`` or ``"SET"``) it keeps the distinct coupons; from
+    :func:`coupon_limit` coupons on (``mode`` ``"HLL"``) it keeps ``2**lg_k`` registers.  Updates
+    change the sketch in place (one at a time: each sketch has a lock); :meth:`merge` returns a new
+    object.
     """
 
-    __slots__ = ("lg_k", "registers")
+    __slots__ = ("lg_k", "_coupons", "_registers", "_lock")
 
     def __init__(self, lg_k: int = DEFAULT_LG_K, registers: np.ndarray | None = None) -> None:
-        self.lg_k = _check_lg_k(lg_k)
-        k = 1 << self.lg_k
-        if registers is None:
-            registers = np.zeros(k, dtype=np.uint8)
-        else:
+        """An empty sketch, or one in HLL mode over ``registers`` (``np.uint8``, ``2**lg_k`` values).
+
+        All-zero registers make an empty sketch.  Use :meth:`from_coupons` for coupon mode.
+        """
+        lg_k = _check_lg_k(lg_k)
+        if registers is not None:
+            k = 1 << lg_k
             registers = np.ascontiguousarray(registers)
             if registers.dtype != np.uint8 or registers.shape != (k,):
                 raise ValueError(
-                    f"registers must be a uint8 array of shape ({k},) for lg_k={self.lg_k}, "
+                    f"registers must be a uint8 array of shape ({k},) for lg_k={lg_k}, "
                     f"got {registers.dtype} array of shape {registers.shape}"
                 )
-            if registers.size and int(registers.max()) > _MAX_REGISTER:
+            if int(registers.max()) > _MAX_REGISTER:
                 raise ValueError(f"HLL register values must be at most {_MAX_REGISTER}")
-            if not registers.flags.writeable:
+            if not registers.any():
+                registers = None
+            elif not registers.flags.writeable:
                 registers = registers.copy()
-        self.registers = registers
+        self._set(lg_k, _NO_COUPONS if registers is None else None, registers)
+
+    def _set(self, lg_k: int, coupons: np.ndarray | None, registers: np.ndarray | None) -> None:
+        self.lg_k = lg_k
+        self._coupons = coupons
+        self._registers = registers
+        self._lock = threading.Lock()
+
+    def _state(self) -> tuple[np.ndarray, None] | tuple[None, np.ndarray]:
+        """(coupons, None) or (None, registers), consistent even while another thread promotes the
+        sketch: a promotion sets the registers before it drops the coupons, so the coupons are read
+        first."""
+        coupons = self._coupons
+        if coupons is not None:
+            return coupons, None
+        return None, self._registers
+
+    @classmethod
+    def _make(cls, lg_k: int, coupons: np.ndarray | None = None, registers: np.ndarray | None = None) -> HllDistinct:
+        """From trusted state: sorted unique read-only coupons, or registers (promotes/demotes as needed)."""
+        sk = cls.__new__(cls)
+        if registers is None and coupons is not None and coupons.shape[0] >= _LIMITS[lg_k]:
+            registers, coupons = _registers_of(coupons, lg_k), None
+        if registers is not None and not registers.any():
+            registers, coupons = None, _NO_COUPONS
+        sk._set(lg_k, coupons, registers)
+        return sk
 
     # ------------------------------------------------------------------ construction
 
@@ -105,10 +182,74 @@ class HllDistinct:
         """The empty sketch (estimate 0), the identity of :meth:`merge`."""
         return cls(lg_k)
 
+    @classmethod
+    def from_coupons(cls, lg_k: int, coupons: Any) -> HllDistinct:
+        """A sketch holding these coupons (``value << 26 | address``, value 1..63).
+
+        Duplicates are dropped; from :func:`coupon_limit` distinct coupons on, the sketch is in HLL
+        mode, as DataSketches would be.
+        """
+        lg_k = _check_lg_k(lg_k)
+        arr = np.asarray(coupons)
+        if arr.size == 0 and arr.ndim == 1:
+            arr = arr.astype(np.uint32)
+        if arr.dtype.kind not in "iu" or arr.ndim != 1:
+            raise TypeError(f"coupons must be a 1-d integer array, got {arr.dtype} array of shape {arr.shape}")
+        if arr.size and (int(arr.min()) < (1 << 26) or int(arr.max()) > 0xFFFFFFFF):
+            raise ValueError("every coupon must be value << 26 | address with a value of 1..63")
+        return cls._make(lg_k, coupons=_frozen(np.unique(arr.astype(np.uint32))))
+
     def copy(self) -> HllDistinct:
-        return HllDistinct(self.lg_k, self.registers.copy())
+        coupons, registers = self._state()
+        if registers is not None:
+            return HllDistinct._make(self.lg_k, registers=registers.copy())
+        return HllDistinct._make(self.lg_k, coupons=coupons)  # read-only: shared
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def mode(self) -> str:
+        """``"LIST"``, ``"SET"`` or ``"HLL"``: the mode DataSketches would be in (an empty sketch is a LIST)."""
+        coupons, _ = self._state()
+        if coupons is None:
+            return "HLL"
+        return "LIST" if coupons.shape[0] <= _LIST_MAX else "SET"
+
+    @property
+    def coupons(self) -> np.ndarray | None:
+        """The distinct coupons, sorted (read-only ``uint32`` array), or None in HLL mode."""
+        coupons, registers = self._state()
+        return None if registers is not None else coupons
+
+    @property
+    def registers(self) -> np.ndarray:
+        """The ``2**lg_k`` HLL_8 registers.  In HLL mode, the sketch's own array; in coupon mode, a
+        new array the coupons fold into (changing it does not change the sketch)."""
+        coupons, registers = self._state()
+        if registers is not None:
+            return registers
+        return _registers_of(coupons, self.lg_k)
 
     # ------------------------------------------------------------------ updates
+
+    def _collect(self, update: Callable[..., None], collect: Callable[..., tuple[bytes, int]], args: tuple,
+                 rest: Callable[[int], tuple | None]) -> None:
+        """Hash one batch into a coupon-mode sketch (lock held): collect its coupons and, once
+        DataSketches would promote the sketch, fold them into registers and hash the rest of the
+        batch (``rest(consumed)``) into the registers."""
+        limit = _LIMITS[self.lg_k]
+        raw, consumed = collect(self._coupons, *args, limit)
+        found = np.frombuffer(raw, dtype=np.uint32)
+        if found.shape[0] < limit:
+            self._coupons = _frozen(np.sort(found))
+            return
+        registers = _registers_of(found, self.lg_k)
+        remainder = rest(consumed)
+        if remainder is not None:
+            update(registers, *remainder)
+        # _state() reads the coupons first: set the registers before dropping them
+        self._registers = registers
+        self._coupons = None
 
     def update_int64(self, values: Any) -> HllDistinct:
         """Count the integers of a numpy array (any integer or bool dtype; nulls already dropped).
@@ -129,9 +270,13 @@ class HllDistinct:
             arr = arr.view(np.int64)
         else:
             raise TypeError(f"update_int64 needs an integer array, got dtype {arr.dtype}")
-        arr = np.ascontiguousarray(arr.ravel())
+        arr = np.ascontiguousarray(arr.ravel(), dtype=np.int64)
         if arr.size:
-            _hll.update_int64(self.registers, arr)
+            with self._lock:
+                if self._registers is not None:
+                    _hll.update_int64(self._registers, arr)
+                else:
+                    self._collect(_hll.update_int64, _hll.collect_int64, (arr,), lambda c: _rest(arr, c))
         return self
 
     def update_float64(self, values: Any) -> HllDistinct:
@@ -148,7 +293,11 @@ class HllDistinct:
             )
         arr = np.ascontiguousarray(arr.ravel(), dtype=np.float64)
         if arr.size:
-            _hll.update_float64(self.registers, arr)
+            with self._lock:
+                if self._registers is not None:
+                    _hll.update_float64(self._registers, arr)
+                else:
+                    self._collect(_hll.update_float64, _hll.collect_float64, (arr,), lambda c: _rest(arr, c))
         return self
 
     def update_strings(self, values: Any) -> HllDistinct:
@@ -197,7 +346,15 @@ class HllDistinct:
                 views = views.reshape(n, 16).copy()
                 views[~valid, :4] = 0
                 views = views.reshape(-1)
-            _hll.update_utf8_view(self.registers, views, [b if b is not None else b"" for b in buffers[2:]])
+            data = [b if b is not None else b"" for b in buffers[2:]]
+            with self._lock:
+                if self._registers is not None:
+                    _hll.update_utf8_view(self._registers, views, data)
+                else:
+                    self._collect(
+                        _hll.update_utf8_view, _hll.collect_utf8_view, (views, data),
+                        lambda c: (views[16 * c :], data) if c < n else None,
+                    )
             return
         if chunk.null_count:
             chunk = chunk.drop_null()
@@ -209,28 +366,49 @@ class HllDistinct:
         offsets = np.frombuffer(offsets_buf, dtype=dtype)[chunk.offset : chunk.offset + n + 1]
         if offsets.shape[0] != n + 1:
             raise ValueError("string column offsets buffer is shorter than the column")
-        _hll.update_utf8(self.registers, offsets, data_buf if data_buf is not None else b"", wide)
+        data = data_buf if data_buf is not None else b""
+        with self._lock:
+            if self._registers is not None:
+                _hll.update_utf8(self._registers, offsets, data, wide)
+            else:
+                self._collect(
+                    _hll.update_utf8, _hll.collect_utf8, (offsets, data, wide),
+                    lambda c: (offsets[c:], data, wide) if c < n else None,
+                )
 
     # ------------------------------------------------------------------ monoid
 
     def merge(self, other: HllDistinct) -> HllDistinct:
         """Union of two sketches as a new object.
 
-        With different ``lg_k`` the result has the smaller one: the larger sketch's registers are
-        folded (slot i -> i mod 2^lg_k, keeping the maximum), as DataSketches' union does.  An empty
+        Two coupon-mode sketches give the union of their coupons, in coupon mode while DataSketches
+        would stay there; otherwise the coupons fold into the registers of the other.  With
+        different ``lg_k`` the result has the smaller one: the larger sketch's registers are folded
+        (slot i -> i mod 2^lg_k, keeping the maximum), as DataSketches' union does.  An empty
         sketch is ignored whatever its ``lg_k`` (DataSketches' union skips empty sketches too), so
         ``zero(any lg_k)`` is an identity.
         """
         if not isinstance(other, HllDistinct):
             raise TypeError(f"can only merge an HllDistinct with another HllDistinct, got {type(other).__name__}")
-        self_empty, other_empty = self.is_empty, other.is_empty
-        if other_empty and not self_empty:
+        a_cp, a_reg = self._state()
+        b_cp, b_reg = other._state()
+        a_empty = a_reg is None and a_cp.shape[0] == 0
+        b_empty = b_reg is None and b_cp.shape[0] == 0
+        if b_empty and not a_empty:
             return self.copy()
-        if self_empty and not other_empty:
+        if a_empty and not b_empty:
             return other.copy()
         lg_k = min(self.lg_k, other.lg_k)
-        merged = np.maximum(_fold(self.registers, lg_k), _fold(other.registers, lg_k))
-        return HllDistinct(lg_k, merged)
+        if a_reg is None and b_reg is None:
+            return HllDistinct._make(lg_k, coupons=_frozen(np.union1d(a_cp, b_cp).astype(np.uint32, copy=False)))
+        if a_reg is None:
+            a_reg, a_cp, b_reg, b_cp = b_reg, b_cp, a_reg, a_cp
+        merged = _fold(a_reg, lg_k).copy()
+        if b_reg is not None:
+            np.maximum(merged, _fold(b_reg, lg_k), out=merged)
+        else:
+            _registers_of(b_cp, lg_k, merged)
+        return HllDistinct._make(lg_k, registers=merged)
 
     def __add__(self, other: HllDistinct) -> HllDistinct:
         if not isinstance(other, HllDistinct):
@@ -238,16 +416,29 @@ class HllDistinct:
         return self.merge(other)
 
     def downsample(self, lg_k: int) -> HllDistinct:
-        """A copy with 2^lg_k registers (lg_k <= self.lg_k), as DataSketches' union would reduce it."""
+        """A copy with 2^lg_k registers (lg_k <= self.lg_k), as DataSketches' union would reduce it.
+
+        Coupons stay coupons while fewer than :func:`coupon_limit` of ``lg_k``.
+        """
         lg_k = _check_lg_k(lg_k)
         if lg_k > self.lg_k:
             raise ValueError(f"cannot raise lg_k from {self.lg_k} to {lg_k}; only smaller lg_k is possible")
-        return HllDistinct(lg_k, _fold(self.registers, lg_k).copy())
+        coupons, registers = self._state()
+        if registers is None:
+            return HllDistinct._make(lg_k, coupons=coupons)
+        return HllDistinct._make(lg_k, registers=_fold(registers, lg_k).copy())
 
     def __eq__(self, other: object) -> bool:
+        """Same ``lg_k``, same mode and the same coupons or registers."""
         if not isinstance(other, HllDistinct):
             return NotImplemented
-        return self.lg_k == other.lg_k and bool(np.array_equal(self.registers, other.registers))
+        a_cp, a_reg = self._state()
+        b_cp, b_reg = other._state()
+        if self.lg_k != other.lg_k or (a_reg is None) != (b_reg is None):
+            return False
+        if a_reg is not None:
+            return bool(np.array_equal(a_reg, b_reg))
+        return bool(np.array_equal(a_cp, b_cp))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -256,17 +447,21 @@ class HllDistinct:
         return (HllDistinct.from_bytes, (self.to_bytes(),))
 
     def __repr__(self) -> str:
-        return f"HllDistinct(lg_k={self.lg_k}, non_zero_registers={int(np.count_nonzero(self.registers))})"
+        coupons, registers = self._state()
+        if registers is not None:
+            return f"HllDistinct(lg_k={self.lg_k}, mode=HLL, non_zero_registers={int(np.count_nonzero(registers))})"
+        return f"HllDistinct(lg_k={self.lg_k}, mode={self.mode}, coupons={coupons.shape[0]})"
 
     # ------------------------------------------------------------------ estimates
 
     @property
     def is_empty(self) -> bool:
         """True when no value has been counted."""
-        return not bool(self.registers.any())
+        coupons, registers = self._state()
+        return registers is None and coupons.shape[0] == 0
 
     def estimate(self) -> float:
-        """DataSketches' distinct-count estimate for these registers (0.0 when empty)."""
+        """DataSketches' distinct-count estimate for this state (0.0 when empty)."""
         if self.is_empty:
             return 0.0
         return float(self.to_datasketches().get_estimate())
@@ -288,18 +483,36 @@ class HllDistinct:
     # ------------------------------------------------------------------ serialization
 
     def to_bytes(self) -> bytes:
-        """A serialized DataSketches HLL sketch (compact ``HLL_8``, HLL mode, out-of-order flag).
+        """A compact serialized DataSketches HLL sketch.
 
-        An empty sketch serializes as DataSketches' empty sketch (8 bytes).  The image equals the
-        one DataSketches' own ``hll_union`` produces for the same registers.
+        * empty: DataSketches' 8-byte empty image;
+        * coupon mode: the LIST (up to 7 coupons) or SET image DataSketches writes for these coupons
+          when they were added in ascending order;
+        * HLL mode: an ``HLL_8`` image with the out-of-order flag, equal to the one DataSketches'
+          own ``hll_union`` produces for the same registers.
         """
         lg_k = self.lg_k
-        if self.is_empty:
-            return bytes(
-                (_PREINTS_LIST, _SER_VER, _FAMILY_HLL, lg_k, 3, _FLAG_EMPTY | _FLAG_COMPACT, 0,
-                 (_TGT_HLL8 << 2) | _MODE_LIST)
+        coupons, registers = self._state()
+        if registers is None:
+            n = coupons.shape[0]
+            if n == 0:
+                return bytes(
+                    (_PREINTS_LIST, _SER_VER, _FAMILY_HLL, lg_k, _LIST_LG_ARR, _FLAG_EMPTY | _FLAG_COMPACT, 0,
+                     (_TGT_HLL8 << 2) | _MODE_LIST)
+                )
+            if n <= _LIST_MAX:
+                header = bytes(
+                    (_PREINTS_LIST, _SER_VER, _FAMILY_HLL, lg_k, _LIST_LG_ARR, _FLAG_COMPACT, n,
+                     (_TGT_HLL8 << 2) | _MODE_LIST)
+                )
+                return header + coupons.astype("<u4", copy=False).tobytes()
+            lg_arr, table = _hll.set_layout(coupons, lg_k)
+            header = struct.pack(
+                "<8Bi", _PREINTS_SET, _SER_VER, _FAMILY_HLL, lg_k, lg_arr, _FLAG_COMPACT, 0,
+                (_TGT_HLL8 << 2) | _MODE_SET, n,
             )
-        counts = np.bincount(self.registers, minlength=64).tolist()
+            return header + np.frombuffer(table, dtype=np.uint32).astype("<u4", copy=False).tobytes()
+        counts = np.bincount(registers, minlength=64).tolist()
         # Both sums are exact in binary64 whatever the order (see docs/hll.md), so they match
         # DataSketches' incremental values bit for bit.
         kxq0 = 0.0
@@ -316,14 +529,14 @@ class HllDistinct:
             (_TGT_HLL8 << 2) | _MODE_HLL,
             0.0, kxq0, kxq1, counts[0], 0,
         )
-        return header + self.registers.tobytes()
+        return header + registers.tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> HllDistinct:
         """Read any DataSketches HLL serialization (C++, Java, Python, Spark).
 
         ``HLL_4``, ``HLL_6`` and ``HLL_8``; LIST, SET and HLL mode; compact or updatable.  LIST and
-        SET coupons become registers.  Raises :class:`ProfileFormatError` for anything else.
+        SET images stay in coupon mode.  Raises :class:`ProfileFormatError` for anything else.
         """
         try:
             buf = bytes(data)
@@ -331,8 +544,8 @@ class HllDistinct:
             raise ProfileFormatError(
                 f"HLL sketch must be bytes, bytearray or memoryview, got {type(data).__name__}"
             ) from exc
-        lg_k, registers = _parse_image(buf)
-        return cls(lg_k, registers)
+        lg_k, coupons, registers = _parse_image(buf)
+        return cls._make(lg_k, coupons=coupons, registers=registers)
 
     def to_datasketches(self) -> Any:
         """This sketch as a ``datasketches.hll_sketch`` (``HLL_8``)."""
@@ -342,7 +555,7 @@ class HllDistinct:
 
     @classmethod
     def from_datasketches(cls, sketch: Any) -> HllDistinct:
-        """Registers of a ``datasketches.hll_sketch`` (any type and mode) or ``hll_union``."""
+        """The state of a ``datasketches.hll_sketch`` (any type and mode) or ``hll_union``."""
         import datasketches
 
         if isinstance(sketch, datasketches.hll_union):
@@ -397,19 +610,22 @@ def _bad(msg: str) -> ProfileFormatError:
     return ProfileFormatError(f"invalid DataSketches HLL sketch bytes: {msg}")
 
 
-def _coupons_to_registers(coupons: np.ndarray, lg_k: int, where: str) -> np.ndarray:
-    """Registers from LIST/SET coupons (uint32: value << 26 | 26-bit address); 0 = empty cell."""
-    coupons = coupons[coupons != 0]
-    values = (coupons >> 26).astype(np.uint8)
-    if values.size and int(values.min()) == 0:
+def _coupon_cells(cells: np.ndarray, count: int, where: str) -> np.ndarray:
+    """The coupons of a LIST/SET image's cells (uint32: value << 26 | 26-bit address; 0 = empty),
+    sorted, after checking them against the header's count."""
+    coupons = cells[cells != 0]
+    if coupons.shape[0] != count:
+        raise _bad(f"{where} header counts {count} coupons but {coupons.shape[0]} are present")
+    if coupons.shape[0] and int((coupons >> 26).min()) == 0:
         raise _bad(f"{where} holds a coupon with value 0")
-    registers = np.zeros(1 << lg_k, dtype=np.uint8)
-    slots = (coupons & np.uint32(_KEY_MASK_26)) & np.uint32((1 << lg_k) - 1)
-    np.maximum.at(registers, slots.astype(np.intp), values)
-    return registers
+    coupons = np.unique(coupons)
+    if coupons.shape[0] != count:
+        raise _bad(f"{where} lists a coupon twice")
+    return _frozen(coupons)
 
 
-def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
+def _parse_image(buf: bytes) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """(lg_k, coupons, None) for a LIST/SET image, (lg_k, None, registers) for an HLL image."""
     n = len(buf)
     if n < 8:
         raise _bad(f"{n} bytes is too short; an HLL sketch has at least an 8-byte preamble")
@@ -434,7 +650,7 @@ def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
 
     if cur_mode == _MODE_LIST:
         if empty:
-            return lg_k, np.zeros(k, dtype=np.uint8)
+            return lg_k, _NO_COUPONS, None
         count = byte6
         if compact:
             cells = count
@@ -448,16 +664,13 @@ def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
         if n < need:
             raise _bad(f"LIST image of {count} coupons needs {need} bytes, got {n} (truncated)")
         coupons = np.frombuffer(buf, dtype="<u4", count=cells, offset=_LIST_START).astype(np.uint32)
-        found = int(np.count_nonzero(coupons))
-        if found != count:
-            raise _bad(f"LIST header counts {count} coupons but {found} are present")
-        return lg_k, _coupons_to_registers(coupons, lg_k, "LIST image")
+        return lg_k, _coupon_cells(coupons, count, "LIST"), None
 
     if cur_mode == _MODE_SET:
         if lg_k <= 7:
             raise _bad(f"SET mode is impossible with lg_k {lg_k} (needs lg_k > 7)")
         if empty:
-            return lg_k, np.zeros(k, dtype=np.uint8)
+            return lg_k, _NO_COUPONS, None
         if n < _SET_START:
             raise _bad(f"SET image needs at least {_SET_START} bytes, got {n} (truncated)")
         (count,) = struct.unpack_from("<i", buf, 8)
@@ -475,10 +688,7 @@ def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
         if n < need:
             raise _bad(f"SET image of {cells} coupon cells needs {need} bytes, got {n} (truncated)")
         coupons = np.frombuffer(buf, dtype="<u4", count=cells, offset=_SET_START).astype(np.uint32)
-        found = int(np.count_nonzero(coupons))
-        if found != count:
-            raise _bad(f"SET header counts {count} coupons but {found} are present")
-        return lg_k, _coupons_to_registers(coupons, lg_k, "SET image")
+        return lg_k, _coupon_cells(coupons, count, "SET"), None
 
     # HLL mode
     if tgt == _TGT_HLL8:
@@ -509,7 +719,7 @@ def _parse_image(buf: bytes) -> tuple[int, np.ndarray]:
         registers = _decode_hll4(buf, raw, lg_k, cur_min, aux_count, lg_arr, compact, need)
     if int(registers.max()) > _MAX_REGISTER:
         raise _bad(f"a register holds {int(registers.max())}; HLL values are at most {_MAX_REGISTER}")
-    return lg_k, registers
+    return lg_k, None, registers
 
 
 def _decode_hll4(
