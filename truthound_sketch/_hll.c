@@ -26,10 +26,11 @@
  * The GIL is released while hashing.
  *
  * Safety: every buffer is requested C-contiguous with a checked item size and
- * format; register slots are masked; string offsets and views are validated
- * before anything is hashed AND re-checked as they are used, so a buffer that
- * another thread mutates while the GIL is released can make a call fail with
- * ValueError but never read or write out of bounds; hash-set probes are bounded.
+ * format; register slots are masked; string offsets and views are checked as
+ * they are used (each read once), so a buffer that another thread mutates while
+ * the GIL is released can make a call fail with ValueError but never read or
+ * write out of bounds; update_* also validate all of them before touching the
+ * registers; hash-set probes are bounded.
  * Calls on different buffers may run in parallel from several threads.  Calls
  * that update the SAME register buffer at the same time are memory-safe but
  * may lose updates (the read-compare-write of a register is not atomic):
@@ -174,7 +175,7 @@ typedef struct {
     int full;
 } sink_t;
 
-/* Adds a coupon that is not in its home slot `i` (slow path of set_add). */
+/* Adds coupon `c` whose home cell `i` holds another coupon or none (slow path). */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((noinline))
 #endif
@@ -464,10 +465,10 @@ static int dest_start(dest_t *d, Py_ssize_t nvals) {
     const Py_ssize_t nseed = d->seed.len / 4;
     Py_ssize_t need = d->s.limit;
     if (nvals < need - nseed) need = nseed + nvals;
-    /* sparse (1/16 load up to 2^20 cells, at most 1/2 beyond) so most lookups end at the first
-     * cell: fewer branch mispredictions */
+    /* Sparse (1/16 load, up to 2^18 cells = 1 MiB) so that most lookups end at the first cell:
+     * fewer branch mispredictions.  Larger sets are at most half full: fewer cache misses. */
     int lg = 6;
-    while (((Py_ssize_t)1 << lg) < 16 * need && lg < 20) lg++;
+    while (((Py_ssize_t)1 << lg) < 16 * need && lg < 18) lg++;
     while (((Py_ssize_t)1 << lg) < 2 * need) lg++;
     d->s.tab = PyMem_Calloc((size_t)1 << lg, sizeof(uint32_t));
     if (d->s.tab == NULL) { PyErr_NoMemory(); return -1; }
