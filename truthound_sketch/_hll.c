@@ -373,14 +373,15 @@ static const char *bare_format(const Py_buffer *view) {
 static int get_typed(PyObject *obj, Py_buffer *view, int flags, Py_ssize_t itemsize, const char *codes,
                      const char *what, const char *expected) {
     if (PyObject_GetBuffer(obj, view, flags | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a%s C-contiguous buffer of %s items (e.g. a numpy array), got %.200s",
-                     what, (flags & PyBUF_WRITABLE) ? " writable," : "", expected, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a%s C-contiguous buffer of %s items (e.g. a numpy array), got %.200s", what,
+                     (flags & PyBUF_WRITABLE) ? " writable," : "", expected, Py_TYPE(obj)->tp_name);
         return -1;
     }
     const char *fmt = bare_format(view);
     if (view->itemsize != itemsize || fmt[0] == '\0' || fmt[1] != '\0' || strchr(codes, fmt[0]) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s must be a buffer of %s items, got format '%s' with itemsize %zd", what, expected,
-                     view->format ? view->format : "B", view->itemsize);
+        PyErr_Format(PyExc_TypeError, "%s must be a buffer of %s items, got format '%s' with itemsize %zd", what,
+                     expected, view->format ? view->format : "B", view->itemsize);
         PyBuffer_Release(view);
         return -1;
     }
