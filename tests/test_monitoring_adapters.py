@@ -56,7 +56,7 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
-needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
+needs_java = pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("CI"), reason="Spark needs Java")
 
 
 def new_monitor() -> tuple[DistributedMonitor, Recorder]:
@@ -156,8 +156,13 @@ def test_dask_adapter(dask_client):
 def spark():
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:  # another module's session: this test needs its own local[1]
+        active.stop()
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (SparkSession.builder.master("local[1]").appName("monitoring-adapter-test")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                .getOrCreate())
     yield session
     session.stop()
@@ -186,10 +191,10 @@ def test_spark_adapter(spark):
 
     known = spark_adapter.get_metrics()["jobs_known"]
     job = threading.Thread(target=lambda: spark.sparkContext.parallelize([1], 1)
-                           .map(lambda x: __import__("time").sleep(4) or x).collect())
+                           .map(lambda x: __import__("time").sleep(15) or x).collect())
     job.start()
     busy = wait_until(lambda: spark_adapter.get_metrics()["running_tasks"] >= 1 and spark_adapter.get_metrics(),
-                      what="a running Spark task")
+                      timeout=180, what="a running Spark task")
     assert busy["active_jobs"] and busy["active_stages"][0]["num_tasks"] == 1
     [sample] = spark_adapter.poll_once()
     assert sample.active_tasks == 1
