@@ -1,8 +1,8 @@
 """Make the benchmark data sets in benchmarks/data/ (idempotent: existing files are kept).
 
-    python benchmarks/make_data.py                       # synthetic-10m + lineitem-sf1
-    python benchmarks/make_data.py --rows 100000         # also synthetic-100k (quick runs)
-    python benchmarks/make_data.py --scales 0.01,1,3,10  # lineitem at more scales (sf10 is slow)
+    python benchmarks/make_data.py                               # synthetic-10m + lineitem-sf1
+    python benchmarks/make_data.py --rows 100000 --scales 0.01   # small variants for quick runs
+    python benchmarks/make_data.py --no-synthetic --scales 3,10  # lineitem-sf3/sf10 (sf10: minutes, 2.5 GB)
 
 synthetic-<N>: N rows x 5 columns (int64 with ~5% nulls, float64 with ~5% nulls,
 string with 100k distinct values, bool, datetime[us]), written with polars from a
