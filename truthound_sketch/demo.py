@@ -37,7 +37,8 @@ def main() -> int:
         ok = (a.count, a.null_count, a.min, a.max, a.distinct) == (b.count, b.null_count, b.min, b.max, b.distinct)
         ok = ok and (a.mean is None or abs(a.mean - b.mean) <= 1e-9 * max(1.0, abs(b.mean)))
         same &= ok
-        print(f"  {a.name:16} nulls={a.null_count:<6} distinct={a.distinct.estimate if a.distinct else '-':<8} "
+        distinct = "-" if a.distinct is None else f"{a.distinct.estimate:.0f}" + ("" if a.distinct.exact else " (est.)")
+        print(f"  {a.name:16} nulls={a.null_count:<6} distinct={distinct:<13} "
               f"mean={a.mean if a.mean is not None else '-'!s:.12}  {'same' if ok else 'DIFFERENT'}")  # fmt: skip
     print("merged profile equals the one-pass profile" if same else "merged profile DIFFERS")
     return 0 if same else 1
