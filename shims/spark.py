@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 import warnings
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..config import ProfileConfig
@@ -34,6 +34,14 @@ _DDL = "g long, partial binary, meta string"
 
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getppid()}"  # the Python daemon of one executor
+
+
+@contextmanager
+def _no_pandas_warning() -> Any:
+    """pyspark 4.3 warns that it does not fully support pandas 3; nothing here uses pandas (Arrow only)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+        yield
 
 
 def _map_task(params: dict, fan_in: int, batches: Any) -> Any:
@@ -70,8 +78,7 @@ class SparkBackend(FileProfiling, ProfilingBackend):
     def partial(self, data: Any, *, config: ProfileConfig, bus: Any) -> tuple[TablePartial, int]:
         df, label = self._frame(data, config)
         bus.run_started(backend=self.name, num_partitions=0, source=label)  # Spark counts partitions only when it runs
-        with warnings.catch_warnings():  # pyspark warns about pandas 3 here, but nothing of this path uses pandas
-            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+        with _no_pandas_warning():
             out = df.mapInArrow(functools.partial(_map_task, params_of(config), self.fan_in), _DDL)
             out = out.repartition("g").mapInArrow(merge_partial_rows, _DDL)
         try:
@@ -131,7 +138,8 @@ def _session(cfg: SparkConfig | None) -> tuple[Any, bool]:
     for key, value in conf.items():
         builder = builder.config(key, str(value))
     try:
-        spark = builder.getOrCreate()
+        with _no_pandas_warning():
+            spark = builder.getOrCreate()
     except Exception as exc:
         raise BackendError(f"cannot start a Spark session for master {cfg.master!r} (SparkConfig.master): "
                            f"{first_line(exc)}") from exc  # fmt: skip

@@ -214,6 +214,15 @@ def test_empty_frames_keep_their_columns(backend, edge, sedge):
         assert_matches(got, ts.profile(edge.clear()), edge.clear())
 
 
+def test_no_pandas_warning_from_the_arrow_path(backend, sflights):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert backend.profile(sflights.limit(500)).row_count == 500
+    assert not [w for w in caught if "pandas" in str(w.message)], [str(w.message) for w in caught]
+
+
 # -- files --------------------------------------------------------------------------------------
 def test_profile_file_parquet(backend, flights, flights_local, tmp_path):
     path = tmp_path / "flights.parquet"
