@@ -89,7 +89,8 @@ class SparkBackend(FileProfiling, ProfilingBackend):
         metas = sorted(m for s in table.column("meta").to_pylist() for m in json.loads(s))
         for i, rows, seconds, worker in metas:
             publish_done(bus, i, rows, seconds, worker, submitted=True)
-        part = TablePartial.from_bytes(merge_bytes(*table.column("partial").to_pylist()))
+        blobs = table.column("partial").to_pylist()  # none when the DataFrame has no partitions at all
+        part = TablePartial.from_bytes(merge_bytes(*blobs)) if blobs else TablePartial.zero(config=config)
         if list(part.columns) != list(df.columns):  # no rows at all: take the columns from the schema
             part = TablePartial.from_batches([df.limit(0).toArrow()], config).merge(part)
         bus.aggregation_completed(partials=len(metas), duration_seconds=time.perf_counter() - t0)

@@ -207,11 +207,14 @@ def test_profile_dispatches_to_spark_and_reuses_the_session(spark, flights, sfli
     assert spark.range(5).count() == 5  # closing did not stop a session it did not create
 
 
-def test_empty_frames_keep_their_columns(backend, edge, sedge):
+def test_empty_frames_keep_their_columns(backend, spark, edge, sedge):
     for sdf in (sedge.limit(0), sedge.filter("i32 > 1000").repartition(3)):
         got = backend.profile(sdf)
         assert got.row_count == 0 and [c.name for c in got.columns] == edge.columns
         assert_matches(got, ts.profile(edge.clear()), edge.clear())
+    none = spark.range(0).selectExpr("id AS a", "CAST(id AS STRING) AS b")  # a DataFrame with no partitions at all
+    got = backend.profile(none)
+    assert got.row_count == 0 and got.partitions == 0 and [(c.name, c.dtype) for c in got.columns] == [("a", "Int64"), ("b", "String")]
 
 
 def test_no_pandas_warning_from_the_arrow_path(backend, sflights):
