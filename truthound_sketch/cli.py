@@ -206,7 +206,7 @@ class _ProgressBus(NullBus):
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=num_partitions, unit="part", desc="profiling", delay=1.0, leave=False)
+            self._bar = tqdm(total=num_partitions or None, unit="part", desc="profiling", delay=1.0, leave=False)
 
     def partition_completed(self, partition_id: int, **_: Any) -> None:
         if self._bar is not None:
