@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from truthound_sketch import _hashcount
 from truthound_sketch.frequent import FrequentItems, value_counts
 
 
@@ -40,3 +43,26 @@ def test_merged_counts_bound_the_truth(parts, capacity):
     for value, count in truth.iter_rows():
         est = kept.get(value, 0)
         assert est <= count <= est + summary.error
+
+
+@settings(max_examples=100, deadline=None)
+@given(hashes=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**64 - 1, 2**63]), max_size=5000),
+       k=st.integers(1, 50))  # fmt: skip
+def test_hash_multiplicity_kernel_counts_every_row(hashes, k):
+    h = np.array(hashes, dtype=np.uint64)
+    out = np.empty(len(h), np.uint32)
+    kth = _hashcount.multiplicity(h, out, k)
+    distinct, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    assert out.tolist() == counts[inverse].tolist()
+    ordered = np.sort(counts)[::-1]
+    assert kth == (int(ordered[k - 1]) if len(ordered) >= k else 0)
+
+
+def test_hash_multiplicity_kernel_rejects_bad_buffers():
+    h = np.arange(10, dtype=np.uint64)
+    with pytest.raises(ValueError, match="one uint32 per row"):
+        _hashcount.multiplicity(h, np.empty(9, np.uint32), 3)
+    with pytest.raises(ValueError, match="uint64"):
+        _hashcount.multiplicity(h.astype(np.uint32), np.empty(10, np.uint32), 3)
+    with pytest.raises(ValueError, match="at least 1"):
+        _hashcount.multiplicity(h, np.empty(10, np.uint32), 0)

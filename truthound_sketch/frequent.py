@@ -8,10 +8,10 @@ missing from the summary occurs at most ``error`` times, where ``error`` is the 
 subtracted, which never exceeds ``n / (capacity + 1)``.  Batches enter as exact value counts, so
 every step is vectorized.
 
-A batch of a high-cardinality column does not need a full group-by: values that occur once in the
-batch are always cut when the batch has more than ``capacity + 1`` distinct values, so
-:meth:`FrequentItems.from_batch` first drops rows that a hashed bucket count proves unique, then
-counts the rest exactly.  The result is identical to summarising the batch's full value counts.
+A batch of a high-cardinality column does not need a full group-by: a value is cut unless it occurs
+more often than the (capacity+1)-th largest count, so :meth:`FrequentItems.from_batch` first drops
+the rows whose hash occurs too rarely (counted by the C kernel :mod:`truthound_sketch._hashcount`),
+then counts the rest exactly.  The result is identical to summarising the batch's full value counts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["FrequentItems", "HashBuckets", "value_counts"]
+from . import _hashcount
+
+__all__ = ["FrequentItems", "value_counts"]
 
 
 class FrequentItems:
@@ -45,9 +47,9 @@ class FrequentItems:
     def from_batch(cls, values: pl.Series, capacity: int) -> "FrequentItems":
         """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``.
 
-        Only values that can survive the Misra-Gries cut are counted.  A value's bucket count
-        bounds its count from above, so rows whose bucket holds at most ``floor`` rows cannot
-        belong to a value seen more than ``floor`` times.  If at least ``capacity + 1`` of the
+        Only values that can survive the Misra-Gries cut are counted.  The number of rows sharing
+        a row's 64-bit hash bounds its value's count from above, so rows whose hash occurs at most
+        ``floor`` times cannot belong to a value seen more than ``floor`` times.  If at least ``capacity + 1`` of the
         counted values occur more than ``floor`` times, the cut (the (capacity+1)-th largest count)
         is above ``floor`` and every value above the cut was counted: the summary is exact.
         Otherwise the floor is lowered, down to counting every row that may repeat.
@@ -55,20 +57,21 @@ class FrequentItems:
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        buckets = HashBuckets(values)
-        floor = max(buckets.kth_largest(k) - 1, 1)
+        hashes = values.hash(0x7EA5).to_numpy()
+        multiplicity = np.empty(len(hashes), np.uint32)
+        floor = max(_hashcount.multiplicity(hashes, multiplicity, k) - 1, 1)
         while True:
-            keep = buckets.counts[buckets.rows] > floor
-            if np.count_nonzero(keep) > len(values) // 2:
+            rows = np.flatnonzero(multiplicity > floor)
+            if len(rows) > len(values) // 2:
                 return cls.from_counts(value_counts(values), capacity)
-            counts = value_counts(values.filter(keep))
+            counts = value_counts(values.gather(rows))
             above = counts.filter(pl.col("count") > floor)
             if above.height >= k:
                 cut = int(above["count"].top_k(k).min())
                 break
             if floor == 1:
-                # values alone in their bucket occur once: with them, more than k distinct values?
-                if len(values) - int(np.count_nonzero(keep)) + counts.height <= k:
+                # rows with a hash of their own hold values seen once: with them, more than k distinct values?
+                if len(values) - len(rows) + counts.height <= k:
                     return cls.from_counts(value_counts(values), capacity)
                 cut = 1
                 break
@@ -100,20 +103,3 @@ def value_counts(values: pl.Series) -> pl.DataFrame:
     """Exact counts of the (non-null) values: columns ``value`` and ``count`` (UInt64)."""
     counts = values.value_counts(name="count")
     return counts.rename({values.name: "value"}).with_columns(pl.col("count").cast(pl.UInt64))
-
-
-class HashBuckets:
-    """Values hashed into about 4 buckets per row; a bucket's count bounds its values' counts."""
-
-    def __init__(self, values: pl.Series) -> None:
-        width = 1 << (max(4 * len(values), 1024) - 1).bit_length()
-        hashed = values.hash(0x7EA5).to_numpy()
-        self.rows = (hashed & np.uint64(width - 1)).view(np.int64)
-        self.counts = np.bincount(self.rows, minlength=width)
-
-    def kth_largest(self, k: int) -> int:
-        """The k-th largest bucket count (counts are small integers: histogram them)."""
-        hist = np.bincount(self.counts)
-        above = np.cumsum(hist[::-1])
-        return int(len(hist) - 1 - np.searchsorted(above, k))
-
