@@ -36,23 +36,35 @@ __all__ = ["ColumnPartial", "stat_exprs"]
 _INF = float("inf")
 
 
-def stat_exprs(i: int, name: str, kind: Kind) -> list[pl.Expr]:
-    """The per-batch aggregates of one column, aliased ``"{i}:{stat}"``, for one ``select``."""
+def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False) -> list[pl.Expr]:
+    """The per-batch aggregates of one column, aliased ``"{i}:{stat}"``, for one ``select``.
+
+    With ``exact`` (the column keeps exact value counts) only the counts are aggregated: the
+    batch's value counts are computed anyway, and range and moments follow from them.
+    """
+    kind = kind_of(dtype)
     c = pl.col(name)
     out = [c.null_count().alias(f"{i}:nulls")]
     if kind is Kind.FLOAT:
-        finite = c.filter(c.is_finite())
         out += [
             c.is_nan().sum().alias(f"{i}:nan"),
             (c == _INF).sum().alias(f"{i}:pinf"),
             (c == -_INF).sum().alias(f"{i}:ninf"),
         ]
-        view = finite
+    if exact and kind.valued:
+        return out
+    if kind is Kind.FLOAT:
+        view = c.filter(c.is_finite())
     elif kind is Kind.INTEGER or kind is Kind.BOOLEAN:
         view = c
     elif kind is Kind.DECIMAL:
         view = c
-        out += [c.cast(pl.Float64).mean().alias(f"{i}:mean"), c.cast(pl.Float64).var(ddof=0).alias(f"{i}:var")]
+        if dtype.precision is not None and dtype.precision <= 18:  # scaled integers fit in int64
+            f, unit = c.to_physical().cast(pl.Int64).cast(pl.Float64), 10.0**dtype.scale
+            out += [(f.mean() / unit).alias(f"{i}:mean"), (f.var(ddof=0) / unit**2).alias(f"{i}:var")]
+        else:
+            f = c.cast(pl.Float64)
+            out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
     elif kind.temporal:
         view = c.to_physical()
     elif kind is Kind.STRING:
@@ -65,6 +77,36 @@ def stat_exprs(i: int, name: str, kind: Kind) -> list[pl.Expr]:
         f = view.cast(pl.Float64)
         out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
     return out
+
+
+def value_stats(values: pl.Series) -> dict[str, Any]:
+    """The aggregates of :func:`stat_exprs` that describe values (range, moments) of a batch
+    of non-null values."""
+    row = values.to_frame().select(stat_exprs(0, values.name, values.dtype)).row(0, named=True)
+    return {k.split(":", 1)[1]: v for k, v in row.items()}
+
+
+def counts_stats(counts: pl.DataFrame, kind: Kind) -> dict[str, Any]:
+    """The same aggregates as :func:`value_stats`, from a batch's exact value counts."""
+    values = counts["value"]
+    if kind is Kind.STRING:
+        return {"min": values.min(), "max": values.max()}
+    if not kind.numeric:
+        return {}
+    view, keep = _numeric_view(values, kind)
+    weights = counts["count"].to_numpy()
+    if keep is not None:
+        weights = weights[keep]
+        values = values.filter(pl.Series(keep))
+    n = int(weights.sum())
+    if not n:
+        return {"n": 0}
+    w = weights.astype(np.float64)
+    mean = float(np.dot(view, w)) / n
+    var = float(np.dot((view - mean) ** 2, w)) / n
+    if kind.temporal:
+        values = values.to_physical()
+    return {"n": n, "mean": mean, "var": var, "min": values.min(), "max": values.max()}
 
 
 def _value_dtype(dtype: pl.DataType) -> pl.DataType:
@@ -125,7 +167,7 @@ class ColumnPartial:
     def update(self, series: pl.Series) -> "ColumnPartial":
         """Add a batch of this column's values (vectorized); returns self."""
         frame = series.rename(self.name).to_frame()
-        row = frame.select(stat_exprs(0, self.name, self.kind)).row(0, named=True)
+        row = frame.select(stat_exprs(0, self.name, self.dtype, self.exact)).row(0, named=True)
         self.absorb({k.split(":", 1)[1]: v for k, v in row.items()}, frame.get_column(self.name))
         return self
 
@@ -142,32 +184,43 @@ class ColumnPartial:
             self.nan_count += int(stats["nan"])
             self.pos_inf_count += int(stats["pinf"])
             self.neg_inf_count += int(stats["ninf"])
-        if kind.numeric:
-            n = int(stats["n"])
-            if n:
-                self.moments = self.moments + Moments.from_stats(n=n, mean=stats["mean"], var_pop=stats["var"])
-                self._extend_range(stats["min"], stats["max"])
-        elif kind is Kind.STRING and stats["min"] is not None:
-            self._extend_range(stats["min"], stats["max"])
         if not kind.valued or nulls == n_rows:
+            self._absorb_value_stats(stats)
             return
         values = series.drop_nulls() if nulls else series
-        if kind is Kind.STRING:
-            if values.dtype != pl.String:
-                values = values.cast(pl.String)
-            self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
-        elif kind is Kind.BINARY:  # HLL ignores empty values, as for strings: counted aside
-            self.has_empty |= bool((values.bin.size() == 0).any())
+        if kind is Kind.STRING and values.dtype != pl.String:
+            values = values.cast(pl.String)
         if self.values is not None and len(values) > self.exact_threshold:
             head = values.slice(0, 2 * self.exact_threshold + 1)
             if head.n_unique() > self.exact_threshold:
                 self._start_sketches()  # this batch alone has too many distinct values
-        if self.values is not None:
-            self.values = _add_counts(self.values, value_counts(values))
+        counts = value_counts(values) if self.values is not None else None
+        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True))
+            stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
+        self._absorb_value_stats(stats)
+        if kind is Kind.STRING:
+            if counts is not None:  # lengths of the distinct values, weighted by their counts
+                lens = counts["value"].str.len_chars().to_numpy()
+                self.has_empty |= self.lengths.update(lens, counts["count"].to_numpy())
+            else:
+                self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
+        elif kind is Kind.BINARY:  # HLL ignores empty values, as for strings: counted aside
+            self.has_empty |= bool((values.bin.size() == 0).any())
+        if counts is not None:
+            self.values = _add_counts(self.values, counts)
             if self.values.height > self.exact_threshold:
                 self._start_sketches()
         else:
             self._sketch(values)
+
+    def _absorb_value_stats(self, stats: dict[str, Any]) -> None:
+        if self.kind.numeric:
+            n = int(stats.get("n") or 0)
+            if n:
+                self.moments = self.moments + Moments.from_stats(n=n, mean=stats["mean"], var_pop=stats["var"])
+                self._extend_range(stats["min"], stats["max"])
+        elif self.kind is Kind.STRING and stats.get("min") is not None:
+            self._extend_range(stats["min"], stats["max"])
 
     def _extend_range(self, lo: Any, hi: Any) -> None:
         if self.min is None or lo < self.min:

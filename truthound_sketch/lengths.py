@@ -27,18 +27,23 @@ class LengthStats:
 
     zero = classmethod(lambda cls, threshold=4096, kll_k=200: cls(threshold, kll_k))
 
-    def update(self, lens: np.ndarray) -> bool:
-        """Add the lengths of a batch of (non-null) strings; returns whether one was empty."""
+    def update(self, lens: np.ndarray, counts: np.ndarray | None = None) -> bool:
+        """Add the lengths of a batch of (non-null) strings, each ``counts`` times if given;
+        returns whether one was empty."""
         if not len(lens):
             return False
         lo, hi = int(lens.min()), int(lens.max())
         if hi < _BINCOUNT_LIMIT:
-            hist = np.bincount(lens)
+            hist = np.bincount(lens, weights=counts).astype(np.int64) if counts is not None else np.bincount(lens)
             values = np.flatnonzero(hist)
-            counts = hist[values]
+            hist = hist[values]
+        elif counts is not None:
+            values, inverse = np.unique(lens, return_inverse=True)
+            hist = np.zeros(len(values), np.int64)
+            np.add.at(hist, inverse, counts)
         else:
-            values, counts = np.unique(lens, return_counts=True)
-        self._add(values.astype(np.int64), counts.astype(np.int64), lo, hi, raw=lens)
+            values, hist = np.unique(lens, return_counts=True)
+        self._add(values.astype(np.int64), hist.astype(np.int64), lo, hi, raw=lens if counts is None else None)
         return lo == 0
 
     def _add(self, values: np.ndarray, counts: np.ndarray, lo: int, hi: int, raw: np.ndarray | None) -> None:

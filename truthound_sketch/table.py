@@ -74,7 +74,7 @@ class TablePartial:
                     self.columns[name] = col = col.merge(ColumnPartial.zero(name, dtype, **self.params))
                 if col.dtype != dtype and col.kind.name != "NULL":
                     df = df.with_columns(pl.col(name).cast(col.dtype))
-            exprs += stat_exprs(i, name, col.kind)
+            exprs += stat_exprs(i, name, col.dtype, col.exact)
             names.append(name)
         row = df.select(exprs).row(0)
         stats: list[dict[str, Any]] = [{} for _ in names]
