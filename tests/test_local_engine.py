@@ -22,6 +22,7 @@ import pytest
 
 import truthound_sketch as ts
 import truthound_sketch.sources as sources
+import truthound_sketch.workers as workers
 from _core_compare import assert_columns_equal, assert_profiles_equal
 from truthound_sketch import BackendError, ConfigError, ProfileConfig, TablePartial
 from truthound_sketch.distributed import (
@@ -34,7 +35,6 @@ from truthound_sketch.distributed import (
     ProfileMerger,
     ProfilingBackend,
     auto_select_backend,
-    local,
 )
 from truthound_sketch.distributed.bus import NullBus
 
@@ -58,7 +58,7 @@ def make_frame(rows: int, seed: int) -> pl.DataFrame:
 def big_parquet(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("local") / "big.parquet"
     make_frame(ROWS, 1).write_parquet(path, row_group_size=100_000, statistics=False)
-    assert os.path.getsize(path) > local._POOL_MIN_BYTES  # the process pool starts
+    assert os.path.getsize(path) > workers.POOL_MIN_BYTES  # the process pool starts
     return str(path)
 
 
@@ -296,7 +296,7 @@ def _second_start(events: list[tuple]) -> str | None:
 
 def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
     """A slice that fails to read is reported (with its path), not retried as a lost worker."""
-    monkeypatch.setattr(local, "_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
     good = tmp_path / "a.csv"
     pl.DataFrame({"a": range(1000)}).write_csv(good)
     (tmp_path / "b.ndjson").write_text('{"a": 1}\n{"a": oops\n')
@@ -344,7 +344,7 @@ def test_profile_columns_parallel(frame, frame_baseline) -> None:
 def test_directory_of_files_with_different_columns(tmp_path, monkeypatch, strategy, processes) -> None:
     """Files of one directory with different columns (and equal row counts, so that a wrong join of
     two files' rows would not be caught by a row-count check) profile like their concatenation."""
-    monkeypatch.setattr(local, "_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
     a = pl.DataFrame({"k": [1, 2, 3, 4], "s": ["a", "b", "c", "d"]})
     b = pl.DataFrame({"k": [5, 6, 7, 8], "s": ["e", "f", "g", "h"], "x": [0.5, None, 1.5, 2.5]})
     c = pl.DataFrame({"x": [9.5, 8.5, 7.5, 6.5], "k": [9, 10, 11, 12]})

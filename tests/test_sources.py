@@ -20,6 +20,7 @@ import pytest
 
 import truthound_sketch as ts
 import truthound_sketch.sources as sources
+import truthound_sketch.workers as workers
 from _core_compare import assert_columns_equal, assert_profiles_equal
 from truthound_sketch import InputError, UnsupportedInputError
 
@@ -184,12 +185,11 @@ def test_text_split_into_byte_ranges(frame, tmp_path, monkeypatch, fmt: str) -> 
 def test_large_csv_in_worker_processes(frame, tmp_path, monkeypatch) -> None:
     """A CSV above the pool threshold: worker processes read byte ranges of it."""
     from truthound_sketch.distributed import LocalBackend
-    from truthound_sketch.distributed import local
 
     path = tmp_path / "large.csv"
     big = pl.concat([frame] * 20)  # ~20 MB
     big.write_csv(path)
-    assert os.path.getsize(path) >= local._POOL_MIN_BYTES
+    assert os.path.getsize(path) >= workers.POOL_MIN_BYTES
     monkeypatch.setattr(sources, "_SPLIT_BYTES", 4 << 20)
     backend = LocalBackend(num_workers=2)
     prof = backend.profile(str(path))
@@ -339,9 +339,9 @@ def test_dates_survive_parquet_and_ipc(tmp_path) -> None:
 
 def test_s3_in_worker_processes(s3, reference, monkeypatch) -> None:
     """storage_options travel to worker processes with the slices."""
-    from truthound_sketch.distributed import LocalBackend, local
+    from truthound_sketch.distributed import LocalBackend
 
-    monkeypatch.setattr(local, "_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
     backend = LocalBackend(num_workers=2, storage_options=s3)
     prof = backend.profile("s3://profiles-bucket/data/")
     assert len(backend.last_pool_pids) == 2

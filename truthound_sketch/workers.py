@@ -18,10 +18,52 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import BackendError, InputError, TruthoundSketchError
+from .errors import BackendError, ConfigError, InputError, TruthoundSketchError
 from .worker import read_frame, write_frame
 
-__all__ = ["WorkerPool", "SliceResult"]
+__all__ = ["POOL_MIN_BYTES", "SliceResult", "WorkerPool", "default_workers", "prestart", "release_prestarted"]
+
+#: below this many bytes of input, starting worker processes costs more than it saves
+POOL_MIN_BYTES = 16 << 20
+
+
+def default_workers() -> int:
+    """``TRUTHOUND_NUM_WORKERS``, else the number of CPUs."""
+    env = os.environ.get("TRUTHOUND_NUM_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} is not a whole number") from None
+        if n < 1:
+            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} must be at least 1")
+        return n
+    return os.cpu_count() or 1
+
+
+def _worker_env(num_workers: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // num_workers)))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+_prestarted: list["_Worker"] = []
+
+
+def prestart(num_workers: int) -> None:
+    """Start worker processes now (they import while the caller plans); the next
+    :class:`WorkerPool` of the same size adopts them.  Unused ones exit with the caller."""
+    env = _worker_env(num_workers)
+    while len(_prestarted) < num_workers:
+        _prestarted.append(_Worker(env))
+
+
+def release_prestarted() -> None:
+    """Stop prestarted workers that no pool adopted."""
+    for w in _prestarted:
+        w.close()
+    _prestarted.clear()
 
 
 @dataclass
@@ -40,6 +82,7 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
         )  # fmt: skip
         self.id = f"local-{self.proc.pid}"
+        self.env = env
 
     def ask(self, request: bytes) -> tuple[bytes, dict, bytes] | None:
         try:
@@ -52,10 +95,11 @@ class _Worker:
         (hlen,) = struct.unpack_from("<I", frame, 1)
         return frame[:1], json.loads(frame[5 : 5 + hlen]), frame[5 + hlen :]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=5)
+            self.proc.stdin.close()  # end of requests: the worker exits
+            if wait:
+                self.proc.wait(timeout=5)
         except Exception:
             self.proc.kill()
 
@@ -66,11 +110,13 @@ class WorkerPool:
     def __init__(self, num_workers: int, *, max_retries: int = 2) -> None:
         self.num_workers = max(1, num_workers)
         self.max_retries = max_retries
-        env = dict(os.environ)
-        env.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // self.num_workers)))
-        env["PYTHONUNBUFFERED"] = "1"
-        self._env = env
-        self._workers = [_Worker(env) for _ in range(self.num_workers)]
+        self._env = env = _worker_env(self.num_workers)
+        adopted = [w for w in _prestarted if w.env == env and w.proc.poll() is None][: self.num_workers]
+        for w in _prestarted:
+            if w not in adopted:
+                w.close()
+        _prestarted.clear()
+        self._workers = adopted + [_Worker(env) for _ in range(self.num_workers - len(adopted))]
         self._lock = threading.Lock()
 
     @property
@@ -130,6 +176,8 @@ class WorkerPool:
         return [r for r in results if r is not None]
 
     def close(self) -> None:
+        for w in self._workers:  # all told first, so that they exit together
+            w.close(wait=False)
         for w in self._workers:
             w.close()
 

@@ -1,40 +1,39 @@
 """Profiling on one core, a process pool, Spark, Dask or Ray, with one interface.
 
-Engine shims (``SparkBackend``, ``DaskBackend``, ``RayBackend``) are imported on first use, so
-importing this package never imports an engine.
+Every name is imported on first use; engine shims (``SparkBackend``, ``DaskBackend``,
+``RayBackend``) come from the backend registry, so importing this package never imports an engine.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from .base import ProfilingBackend, reduce_partials, tree_reduce
-from .configs import DaskConfig, LocalConfig, RayConfig, SparkConfig
-from .local import LocalBackend
-from .merger import ProfileMerger
-from .partitioning import (
-    ColumnBasedPartitioner,
-    HashPartitioner,
-    HybridPartitioner,
-    PartitionStrategy,
-    RowBasedPartitioner,
-)
-from .profiler import DistributedProfiler
-from .registry import BackendRegistry, DistributedBackend, auto_select_backend
+from .._lazy import lazy_exports
 
-__all__ = [
-    "BackendRegistry", "ColumnBasedPartitioner", "DaskBackend", "DaskConfig", "DistributedBackend",
-    "DistributedProfiler", "HashPartitioner", "HybridPartitioner", "LocalBackend", "LocalConfig",
-    "PartitionStrategy", "ProfileMerger", "ProfilingBackend", "RayBackend", "RayConfig",
-    "RowBasedPartitioner", "SparkBackend", "SparkConfig", "auto_select_backend", "reduce_partials",
-    "tree_reduce",
-]  # fmt: skip
+_EXPORTS = {
+    "ProfilingBackend": "base", "reduce_partials": "base", "tree_reduce": "base",
+    "DaskConfig": "configs", "LocalConfig": "configs", "RayConfig": "configs", "SparkConfig": "configs",
+    "LocalBackend": "local",
+    "ProfileMerger": "merger",
+    "ColumnBasedPartitioner": "partitioning", "HashPartitioner": "partitioning",
+    "HybridPartitioner": "partitioning", "PartitionStrategy": "partitioning", "RowBasedPartitioner": "partitioning",
+    "DistributedProfiler": "profiler",
+    "BackendRegistry": "registry", "DistributedBackend": "registry", "auto_select_backend": "registry",
+}  # fmt: skip
+_ENGINES = {"SparkBackend": "spark", "DaskBackend": "dask", "RayBackend": "ray"}
 
-_LAZY = {"SparkBackend": "spark", "DaskBackend": "dask", "RayBackend": "ray"}
+__all__ = sorted([*_EXPORTS, *_ENGINES])
+
+_exported = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return BackendRegistry.get(_LAZY[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _ENGINES:
+        from .registry import BackendRegistry
+
+        return BackendRegistry.get(_ENGINES[name])
+    return _exported(name)
+
+
+def __dir__() -> list[str]:
+    return __all__

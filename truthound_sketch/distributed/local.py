@@ -7,7 +7,6 @@ row groups, Arrow IPC batches, CSV/NDJSON byte ranges); threads for in-memory fr
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -19,26 +18,13 @@ from ..config import ProfileConfig
 from ..errors import ConfigError
 from ..sources import Slice, Source, resolve_source
 from ..table import TablePartial
+from .. import workers
 from .base import ProfilingBackend, reduce_partials
 from .configs import LocalConfig
 from .partitioning import HashPartitioner, PartitionStrategy, split_columns
 
-__all__ = ["LocalBackend", "default_workers"]
+__all__ = ["LocalBackend"]
 
-_POOL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
-
-
-def default_workers() -> int:
-    env = os.environ.get("TRUTHOUND_NUM_WORKERS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} is not a whole number") from None
-        if n < 1:
-            raise ConfigError(f"TRUTHOUND_NUM_WORKERS={env!r} must be at least 1")
-        return n
-    return os.cpu_count() or 1
 
 
 class LocalBackend(ProfilingBackend):
@@ -51,7 +37,7 @@ class LocalBackend(ProfilingBackend):
         #: fsspec options for remote paths (s3://, gs://...), handed to every slice and worker
         self.storage_options: dict[str, Any] = dict(storage_options or {})
         config = config or LocalConfig()
-        self.num_workers = num_workers or config.num_workers or default_workers()
+        self.num_workers = num_workers or config.num_workers or workers.default_workers()
         if self.num_workers < 1:
             raise ConfigError(f"num_workers must be at least 1, got {self.num_workers}")
         self.use_processes = config.use_processes if use_processes is None else use_processes
@@ -66,7 +52,7 @@ class LocalBackend(ProfilingBackend):
         if source.is_files:
             tasks = self._file_tasks(source, n)
             bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
-            pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= _POOL_MIN_BYTES
+            pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= workers.POOL_MIN_BYTES
             keyed = self._run_pool(tasks, config, bus) if pooled else self._run_threads(
                 [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n)
         else:
@@ -132,14 +118,15 @@ class LocalBackend(ProfilingBackend):
             return list(pool.map(lambda a: run(a[0], *a[1]), enumerate(parts)))
 
     def _run_pool(self, tasks: list[tuple[Any, Slice]], config: ProfileConfig, bus: Any) -> list[tuple[Any, TablePartial]]:
-        from ..workers import WorkerPool
-
         params = {k: getattr(config, k) for k in ("kll_k", "hll_lg_k", "exact_threshold", "frequent_capacity", "batch_rows")}
         requests = [{"slice": s.to_dict(), "config": params} for _, s in tasks]
         for i, (_, s) in enumerate(tasks):
             bus.partition_submitted(i, total_rows=s.rows)
 
+        partials: dict[int, TablePartial] = {}
+
         def done(r) -> None:
+            partials[r.index] = TablePartial.from_bytes(r.data)  # decoded while other slices run
             bus.partition_completed(r.index, rows=r.rows, duration_seconds=r.seconds, worker_id=r.worker_id)
 
         def failed(i, worker_id, reason, retry) -> None:
@@ -147,10 +134,10 @@ class LocalBackend(ProfilingBackend):
             if retry:
                 bus.worker_lost(worker_id, reason=reason)
 
-        with WorkerPool(min(self.num_workers, len(tasks)), max_retries=self.max_retries) as pool:
+        with workers.WorkerPool(min(self.num_workers, len(tasks)), max_retries=self.max_retries) as pool:
             self.last_pool_pids = pool.pids
             results = pool.run(requests, on_start=lambda i, w: bus.partition_started(i, worker_id=w), on_done=done, on_fail=failed)
-        return [(tasks[r.index][0], TablePartial.from_bytes(r.data)) for r in results]
+        return [(tasks[r.index][0], partials[r.index]) for r in results]
 
     # -- seed API -------------------------------------------------------------------------
     def profile_columns_parallel(self, lf: Any, columns: list[str] | None = None, *, config: ProfileConfig | None = None) -> dict:
