@@ -94,7 +94,7 @@ def test_flights_temporal_with_time_zone(flights: pl.DataFrame) -> None:
         pl.col("time_hour").str.to_datetime(time_zone="UTC").dt.date().alias("date"),
         (pl.col("air_time").cast(pl.Int64) * 60_000).cast(pl.Duration("ms")).alias("air"),
     )
-    prof = ts.profile(df, num_workers=2)
+    prof = ts.profile(df, num_workers=2, config=ProfileConfig(exact_threshold=4096))
     for name in df.columns:
         s = df[name]
         col = prof.column(name)

@@ -66,3 +66,32 @@ def test_hash_multiplicity_kernel_rejects_bad_buffers():
         _hashcount.multiplicity(h.astype(np.uint32), np.empty(10, np.uint32), 3)
     with pytest.raises(ValueError, match="at least 1"):
         _hashcount.multiplicity(h, np.empty(10, np.uint32), 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ints=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=20), spread=st.integers(0, 5000),
+       n=st.integers(1024, 4000), kind=st.sampled_from(["i8", "i64", "u64", "date", "datetime", "time", "decimal"]),
+       seed=st.integers(0, 2**32 - 1))  # fmt: skip
+def test_dense_value_counts_equal_hashed_counts(ints, spread, n, kind, seed):
+    rng = np.random.default_rng(seed)
+    base = ints[0]
+    raw = base + rng.integers(0, spread + 1, n)
+    if kind == "i8":
+        s = pl.Series("v", (raw % 200) - 100).cast(pl.Int8)
+    elif kind == "u64":
+        s = pl.Series("v", (raw - raw.min()).astype(np.uint64) + np.uint64(2**63 + 7))
+    elif kind == "date":
+        s = pl.Series("v", (raw % 100_000)).cast(pl.Int32).cast(pl.Date)
+    elif kind == "datetime":
+        s = pl.Series("v", raw).cast(pl.Datetime("us", "UTC"))
+    elif kind == "time":
+        s = pl.Series("v", np.abs(raw) % 86_400_000_000_000).cast(pl.Time)
+    elif kind == "decimal":
+        s = pl.Series("v", raw % 10**15).cast(pl.Int128).cast(pl.Decimal(15, 0)) / 100
+        s = s.cast(pl.Decimal(15, 2))
+    else:
+        s = pl.Series("v", raw)
+    got = value_counts(s).sort("value")
+    want = s.value_counts(name="count").rename({"v": "value"}).with_columns(pl.col("count").cast(pl.UInt64))
+    assert got.schema == want.schema
+    assert got.equals(want.sort("value"))

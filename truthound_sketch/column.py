@@ -122,7 +122,7 @@ class ColumnPartial:
     )  # fmt: skip
 
     def __init__(self, name: str, dtype: pl.DataType, *, kll_k: int = 200, hll_lg_k: int = 12,
-                 exact_threshold: int = 4096, frequent_capacity: int = 1024) -> None:  # fmt: skip
+                 exact_threshold: int = 16384, frequent_capacity: int = 1024) -> None:  # fmt: skip
         self.name = name
         self.dtype = dtype
         self.kind = kind_of(dtype)

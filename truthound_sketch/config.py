@@ -25,7 +25,7 @@ class ProfileConfig:
     hll_lg_k: int = 12
     #: a column keeps exact value counts (exact distinct, top values and quantiles) until it
     #: has more than this many distinct values; only then is it sketched.
-    exact_threshold: int = 4096
+    exact_threshold: int = 16384
     #: counters kept by the mergeable Misra-Gries frequent-items summary of a sketched column.
     frequent_capacity: int = 1024
     columns: tuple[str, ...] | None = None

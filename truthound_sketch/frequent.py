@@ -101,5 +101,41 @@ class FrequentItems:
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
     """Exact counts of the (non-null) values: columns ``value`` and ``count`` (UInt64)."""
+    dense = _dense_counts(values)
+    if dense is not None:
+        return dense
     counts = values.value_counts(name="count")
     return counts.rename({values.name: "value"}).with_columns(pl.col("count").cast(pl.UInt64))
+
+
+#: integer-like values spanning at most this many (or the batch's length) are counted by ``bincount``
+_DENSE_SPAN = 1 << 16
+
+
+def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
+    """Counts of integers, temporals and small decimals whose values lie in a narrow range,
+    by a histogram over their physical integers (no hashing); None when that does not apply."""
+    dtype = values.dtype
+    decimal = dtype.is_decimal()
+    if len(values) < 1024 or not (dtype.is_integer() or dtype.is_temporal() or decimal):
+        return None
+    if decimal and (dtype.precision is None or dtype.precision > 18):
+        return None
+    phys = values.to_physical()
+    if phys.dtype in (pl.Int128, pl.UInt128):
+        if not decimal:
+            return None
+        phys = phys.cast(pl.Int64)
+    arr = phys.to_numpy()
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo >= max(_DENSE_SPAN, len(arr)):
+        return None
+    wide = np.uint64 if arr.dtype.kind == "u" else np.int64  # offsets below the span, no overflow
+    hist = np.bincount((arr.astype(wide, copy=False) - wide(lo)).astype(np.intp, copy=False))
+    present = np.flatnonzero(hist)
+    ints = pl.Series("value", present.astype(wide) + wide(lo))
+    if decimal:  # the physical integers are the values times 10**scale: divide back, exactly
+        out = (ints.cast(pl.Decimal(38, dtype.scale)) / 10**dtype.scale).cast(dtype)
+    else:
+        out = ints.cast(phys.dtype).cast(dtype)
+    return pl.DataFrame({"value": out, "count": pl.Series(hist[present], dtype=pl.UInt64)})

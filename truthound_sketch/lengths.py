@@ -25,7 +25,7 @@ class LengthStats:
         self.threshold = threshold
         self.kll_k = kll_k
 
-    zero = classmethod(lambda cls, threshold=4096, kll_k=200: cls(threshold, kll_k))
+    zero = classmethod(lambda cls, threshold=16384, kll_k=200: cls(threshold, kll_k))
 
     def update(self, lens: np.ndarray, counts: np.ndarray | None = None) -> bool:
         """Add the lengths of a batch of (non-null) strings, each ``counts`` times if given;
