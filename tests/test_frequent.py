@@ -95,3 +95,39 @@ def test_dense_value_counts_equal_hashed_counts(ints, spread, n, kind, seed):
     want = s.value_counts(name="count").rename({"v": "value"}).with_columns(pl.col("count").cast(pl.UInt64))
     assert got.schema == want.schema
     assert got.equals(want.sort("value"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(pool=st.lists(st.text(max_size=30), min_size=1, max_size=60), n=st.integers(1030, 3000),
+       seed=st.integers(0, 2**32 - 1), limit=st.sampled_from([None, 5]))  # fmt: skip
+def test_string_value_counts_equal_hashed_counts(pool, n, seed, limit):
+    """Short (inline) and long strings, unicode and empty ones; past the limit, polars counts."""
+    import truthound_sketch.frequent as frequent
+
+    rng = np.random.default_rng(seed)
+    s = pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n)])
+    saved = frequent._STRING_LIMIT
+    frequent._STRING_LIMIT = limit or saved
+    try:
+        got = value_counts(s.slice(3)).sort("value")  # an offset into the views
+    finally:
+        frequent._STRING_LIMIT = saved
+    want = s.slice(3).value_counts(name="count").rename({"v": "value"}).sort("value")
+    assert got["value"].equals(want["value"])
+    assert got["count"].cast(pl.Int64).to_list() == want["count"].cast(pl.Int64).to_list()
+
+
+def test_string_count_kernel_rejects_views_outside_their_buffers():
+    views = np.zeros(32, np.uint8)
+    views[16:20] = np.frombuffer(np.int32(40).tobytes(), np.uint8)  # 40 bytes in buffer 0 at offset 0
+    with pytest.raises(ValueError, match="row 1 points outside"):
+        _hashcount.count_views(views, [b"short"], 10)
+
+
+def test_string_and_dense_counts_take_the_kernel_paths():
+    import truthound_sketch.frequent as frequent
+
+    s = pl.Series("v", ["a", "long string over twelve bytes", ""] * 500)
+    assert frequent._string_counts(s) is not None
+    assert frequent._dense_counts(pl.Series("v", list(range(2000)))) is not None
+    assert frequent._string_counts(pl.Series("v", ["a", None] * 600)) is None  # nulls: polars counts

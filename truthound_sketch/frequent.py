@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from . import _hashcount
 
@@ -101,11 +102,37 @@ class FrequentItems:
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
     """Exact counts of the (non-null) values: columns ``value`` and ``count`` (UInt64)."""
-    dense = _dense_counts(values)
+    dense = _dense_counts(values) if values.dtype != pl.String else _string_counts(values)
     if dense is not None:
         return dense
     counts = values.value_counts(name="count")
     return counts.rename({values.name: "value"}).with_columns(pl.col("count").cast(pl.UInt64))
+
+
+#: strings are counted by the C kernel while a batch has at most this many distinct ones
+_STRING_LIMIT = 1 << 16
+
+
+def _string_counts(values: pl.Series) -> pl.DataFrame | None:
+    """Counts of a String batch without nulls by the C kernel over its Arrow string views;
+    None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct strings."""
+    if len(values) < 1024 or values.null_count():
+        return None
+    arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(arrow, pa.ChunkedArray):
+        if arrow.num_chunks != 1:
+            return None
+        arrow = arrow.chunk(0)
+    if not pa.types.is_string_view(arrow.type):
+        return None
+    buffers = arrow.buffers()
+    views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * arrow.offset : 16 * (arrow.offset + len(arrow))]
+    found = _hashcount.count_views(views, [b if b is not None else b"" for b in buffers[2:]], _STRING_LIMIT)
+    if found is None:
+        return None
+    firsts, counts = found
+    distinct = values.gather(np.frombuffer(firsts, dtype=np.uint32))
+    return pl.DataFrame({"value": distinct, "count": pl.Series(np.frombuffer(counts, dtype=np.uint64), dtype=pl.UInt64)})
 
 
 #: integer-like values spanning at most this many (or the batch's length) are counted by ``bincount``
