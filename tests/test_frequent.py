@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import polars as pl
 import pytest
@@ -87,8 +89,7 @@ def test_dense_value_counts_equal_hashed_counts(ints, spread, n, kind, seed):
     elif kind == "time":
         s = pl.Series("v", np.abs(raw) % 86_400_000_000_000).cast(pl.Time)
     elif kind == "decimal":
-        s = pl.Series("v", raw % 10**15).cast(pl.Int128).cast(pl.Decimal(15, 0)) / 100
-        s = s.cast(pl.Decimal(15, 2))
+        s = pl.Series("v", [Decimal(int(x) % 10**15).scaleb(-2) for x in raw], dtype=pl.Decimal(15, 2))
     else:
         s = pl.Series("v", raw)
     got = value_counts(s).sort("value")
