@@ -40,11 +40,13 @@ class KllQuantiles:
         return self.sketch.n
 
     def update(self, values: np.ndarray) -> None:
-        """Add float64 values (finite, non-null); vectorized inside DataSketches."""
+        """Add float64 values (finite, non-null); vectorized inside DataSketches.
+
+        The values go in as sorted runs of ``_RUN`` (a permutation of the batch): KLL's bounds
+        hold for any order of arrival, and DataSketches compacts sorted runs about twice as fast.
+        """
         if len(values):
-            if values.dtype != np.float64 or not values.flags.writeable or not values.flags.c_contiguous:
-                values = np.ascontiguousarray(values, dtype=np.float64).copy()
-            self.sketch.update(values)
+            self.sketch.update(_sorted_runs(np.asarray(values, dtype=np.float64)))
 
     def update_weighted(self, values: np.ndarray, counts: np.ndarray) -> None:
         """Add each value ``count`` times."""
@@ -79,6 +81,19 @@ class KllQuantiles:
             return cls(ds.kll_doubles_sketch.deserialize(bytes(data)))
         except Exception as exc:  # datasketches raises plain RuntimeError/ValueError
             raise ProfileFormatError(f"{field}: not a DataSketches KLL doubles sketch ({exc})") from None
+
+
+#: length of the sorted runs fed to DataSketches (numpy sorts short rows in a few ns a value)
+_RUN = 256
+
+
+def _sorted_runs(values: np.ndarray) -> np.ndarray:
+    """A new C-contiguous array of the values, sorted within consecutive runs of ``_RUN``."""
+    whole = len(values) - len(values) % _RUN
+    out = np.empty(len(values), np.float64)
+    out[:whole] = np.sort(values[:whole].reshape(-1, _RUN), axis=1).reshape(-1)
+    out[whole:] = np.sort(values[whole:])
+    return out
 
 
 def exact_quantiles(values: np.ndarray, counts: np.ndarray, qs: Sequence[float]) -> list:
