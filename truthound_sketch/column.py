@@ -36,11 +36,14 @@ __all__ = ["ColumnPartial", "stat_exprs"]
 _INF = float("inf")
 
 
-def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False) -> list[pl.Expr]:
+def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finite: bool = False) -> list[pl.Expr]:
     """The per-batch aggregates of one column, aliased ``"{i}:{stat}"``, for one ``select``.
 
     With ``exact`` (the column keeps exact value counts) only the counts are aggregated: the
-    batch's value counts are computed anyway, and range and moments follow from them.
+    batch's value counts are computed anyway, and range and moments follow from them.  A float
+    column's range and moments are aggregated over all its values unless ``finite``: filtering
+    costs more than the aggregates, and :meth:`ColumnPartial.absorb` re-aggregates the finite
+    values of the rare batch that holds NaN or infinities.
     """
     kind = kind_of(dtype)
     c = pl.col(name)
@@ -54,7 +57,7 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False) -> li
     if exact and kind.valued:
         return out
     if kind is Kind.FLOAT:
-        view = c.filter(c.is_finite())
+        view = c.filter(c.is_finite()) if finite else c
     elif kind is Kind.INTEGER or kind is Kind.BOOLEAN:
         view = c
     elif kind is Kind.DECIMAL:
@@ -82,7 +85,7 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False) -> li
 def value_stats(values: pl.Series) -> dict[str, Any]:
     """The aggregates of :func:`stat_exprs` that describe values (range, moments) of a batch
     of non-null values."""
-    row = values.to_frame().select(stat_exprs(0, values.name, values.dtype)).row(0, named=True)
+    row = values.to_frame().select(stat_exprs(0, values.name, values.dtype, finite=True)).row(0, named=True)
     return {k.split(":", 1)[1]: v for k, v in row.items()}
 
 
@@ -197,6 +200,8 @@ class ColumnPartial:
         counts = value_counts(values) if self.values is not None else None
         if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True))
             stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
+        elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
+            stats = value_stats(values)  # range and moments of the finite values only
         self._absorb_value_stats(stats)
         if kind is Kind.STRING:
             if counts is not None:  # lengths of the distinct values, weighted by their counts
