@@ -49,25 +49,23 @@ def test_merged_counts_bound_the_truth(parts, capacity):
 
 @settings(max_examples=100, deadline=None)
 @given(hashes=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**64 - 1, 2**63]), max_size=5000),
-       k=st.integers(1, 50))  # fmt: skip
-def test_hash_multiplicity_kernel_counts_every_row(hashes, k):
+       k=st.integers(1, 50), floor=st.integers(-1, 4))  # fmt: skip
+def test_heavy_rows_kernel_finds_every_row_above_the_floor(hashes, k, floor):
     h = np.array(hashes, dtype=np.uint64)
-    out = np.empty(len(h), np.uint32)
-    kth = _hashcount.multiplicity(h, out, k)
+    kth, used, found = _hashcount.heavy_rows(h, k, floor)
     distinct, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-    assert out.tolist() == counts[inverse].tolist()
     ordered = np.sort(counts)[::-1]
     assert kth == (int(ordered[k - 1]) if len(ordered) >= k else 0)
+    assert used == (floor if floor >= 0 else max(kth - 1, 1))
+    rows = np.frombuffer(found, dtype=np.uint32)
+    assert sorted(rows.tolist()) == np.flatnonzero(counts[inverse] > used).tolist()
 
 
-def test_hash_multiplicity_kernel_rejects_bad_buffers():
-    h = np.arange(10, dtype=np.uint64)
-    with pytest.raises(ValueError, match="one uint32 per row"):
-        _hashcount.multiplicity(h, np.empty(9, np.uint32), 3)
+def test_heavy_rows_kernel_rejects_bad_input():
     with pytest.raises(ValueError, match="uint64"):
-        _hashcount.multiplicity(h.astype(np.uint32), np.empty(10, np.uint32), 3)
+        _hashcount.heavy_rows(np.arange(10, dtype=np.uint32), 3, -1)
     with pytest.raises(ValueError, match="at least 1"):
-        _hashcount.multiplicity(h, np.empty(10, np.uint32), 0)
+        _hashcount.heavy_rows(np.arange(10, dtype=np.uint64), 0, -1)
 
 
 @settings(max_examples=80, deadline=None)

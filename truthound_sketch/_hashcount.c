@@ -5,16 +5,17 @@
  * 1. Multiplicities of 64-bit hashes: the prefilter of
  *    FrequentItems.from_batch.
  *
- *   multiplicity(hashes, out, k) -> kth
+ *   heavy_rows(hashes, k, floor) -> (kth, floor, rows)
  *
- * hashes: one uint64 per row (C-contiguous buffer); out: a writable uint32
- * buffer of the same length, filled with, for every row, the number of rows
- * whose hash equals its hash; kth: the k-th largest multiplicity over the
- * distinct hashes, or 0 when there are fewer than k distinct hashes.
+ * hashes: one uint64 per row (C-contiguous buffer).  kth: the k-th largest
+ * multiplicity over the distinct hashes (0 when there are fewer than k);
+ * rows: the indices (uint32 bytes, in no particular order) of the rows whose
+ * hash occurs more than `floor` times; a negative floor means max(kth - 1, 1),
+ * returned as the second item.
  *
- * Equal values have equal hashes, so a row's multiplicity is an upper bound of
- * its value's count: rows whose multiplicity is at most f belong to values seen
- * at most f times, whatever collisions there are.
+ * Equal values have equal hashes, so a row's hash multiplicity is an upper
+ * bound of its value's count: rows left out belong to values seen at most
+ * `floor` times, whatever collisions there are.
  *
  * The rows are radix-partitioned by the top bits of their (mixed) hash, and each
  * partition is counted in an open-addressing table of twice its size (linear
@@ -58,25 +59,19 @@ static inline uint64_t mix(uint64_t k) {
     return k;
 }
 
-static PyObject *py_multiplicity(PyObject *self, PyObject *args) {
-    PyObject *h_obj, *o_obj;
-    Py_ssize_t k;
-    Py_buffer h, o;
-    if (!PyArg_ParseTuple(args, "OOn", &h_obj, &o_obj, &k)) return NULL;
+static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
+    PyObject *h_obj;
+    Py_ssize_t k, floor;
+    Py_buffer h;
+    if (!PyArg_ParseTuple(args, "Onn", &h_obj, &k, &floor)) return NULL;
     if (k < 1) {
         PyErr_SetString(PyExc_ValueError, "k must be at least 1");
         return NULL;
     }
     if (get_buffer(h_obj, &h, 0, 8, "hashes (uint64)") < 0) return NULL;
-    if (get_buffer(o_obj, &o, 1, 4, "out (uint32)") < 0) {
-        PyBuffer_Release(&h);
-        return NULL;
-    }
     const Py_ssize_t n = h.len / 8;
-    if (o.len / 4 != n || n >= (Py_ssize_t)UINT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "out holds %zd entries for %zd rows: give one uint32 per row (below 2^32 rows)",
-                     o.len / 4, n);
-        PyBuffer_Release(&o);
+    if (n >= (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "hashes: at most 2^32 - 1 rows");
         PyBuffer_Release(&h);
         return NULL;
     }
@@ -84,18 +79,18 @@ static PyObject *py_multiplicity(PyObject *self, PyObject *args) {
      * counted in a small table that stays in cache. */
     int bits = 0;
     while (bits < 12 && ((Py_ssize_t)1 << bits) * 1024 < n) bits++;
-    const size_t parts = (size_t)1 << bits;
+    const size_t parts = (size_t)1 << bits, rows_alloc = (size_t)(n ? n : 1);
     size_t *start = PyMem_RawCalloc(parts + 1, sizeof(size_t));
-    uint64_t *pkeys = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(uint64_t));
-    uint32_t *prows = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof(uint32_t));
+    uint64_t *pkeys = PyMem_RawMalloc(rows_alloc * sizeof(uint64_t));
+    uint32_t *prows = PyMem_RawMalloc(rows_alloc * sizeof(uint32_t));
+    uint32_t *pcount = PyMem_RawMalloc(rows_alloc * sizeof(uint32_t)); /* multiplicity, in prows order */
     uint32_t *hist = PyMem_RawCalloc((size_t)n + 1, sizeof(uint32_t));
     uint64_t *keys = NULL;
     uint32_t *counts = NULL, *slots = NULL;
-    Py_ssize_t kth = 0;
-    int ok = start != NULL && pkeys != NULL && prows != NULL && hist != NULL;
+    Py_ssize_t kth = 0, m = 0;
+    int ok = start != NULL && pkeys != NULL && prows != NULL && pcount != NULL && hist != NULL;
     if (ok) {
         const uint64_t *hs = (const uint64_t *)h.buf;
-        uint32_t *out = (uint32_t *)o.buf;
         const int shift = 64 - bits;
         size_t largest = 0;
         for (Py_ssize_t i = 0; i < n; i++) start[bits ? (mix(hs[i]) >> shift) + 1 : 1]++;
@@ -113,9 +108,9 @@ static PyObject *py_multiplicity(PyObject *self, PyObject *args) {
             Py_BEGIN_ALLOW_THREADS
             size_t *cursor = start; /* scatter: start[p] moves to the end of partition p */
             for (Py_ssize_t i = 0; i < n; i++) {
-                const uint64_t m = mix(hs[i]);
-                const size_t pos = cursor[bits ? m >> shift : 0]++;
-                pkeys[pos] = m;
+                const uint64_t key = mix(hs[i]);
+                const size_t pos = cursor[bits ? key >> shift : 0]++;
+                pkeys[pos] = key;
                 prows[pos] = (uint32_t)i;
             }
             size_t lo = 0;
@@ -133,7 +128,7 @@ static PyObject *py_multiplicity(PyObject *self, PyObject *args) {
                     counts[s]++;
                     slots[j] = (uint32_t)s;
                 }
-                for (size_t j = 0; j < size; j++) out[prows[lo + j]] = counts[slots[j]];
+                for (size_t j = 0; j < size; j++) pcount[lo + j] = counts[slots[j]];
                 for (size_t s = 0; s < pcap; s++) hist[counts[s]]++;
                 lo = hi;
             }
@@ -145,20 +140,30 @@ static PyObject *py_multiplicity(PyObject *self, PyObject *args) {
                     break;
                 }
             }
+            if (floor < 0) floor = kth > 2 ? kth - 1 : 1;
+            /* the rows to keep, written over prows (m <= j at every step) */
+            for (Py_ssize_t j = 0; j < n; j++) {
+                prows[m] = prows[j];
+                m += pcount[j] > (uint64_t)floor;
+            }
             Py_END_ALLOW_THREADS
         }
+    }
+    PyObject *result = NULL;
+    if (ok) {
+        result = Py_BuildValue("(nny#)", kth, floor, (const char *)prows, (Py_ssize_t)(m * sizeof(uint32_t)));
     }
     PyMem_RawFree(start);
     PyMem_RawFree(pkeys);
     PyMem_RawFree(prows);
+    PyMem_RawFree(pcount);
     PyMem_RawFree(hist);
     PyMem_RawFree(keys);
     PyMem_RawFree(counts);
     PyMem_RawFree(slots);
-    PyBuffer_Release(&o);
     PyBuffer_Release(&h);
-    if (!ok) return PyErr_NoMemory();
-    return PyLong_FromSsize_t(kth);
+    if (!ok && !PyErr_Occurred()) PyErr_NoMemory();
+    return result;
 }
 
 /* ---- exact counts of string views ------------------------------------------------------- */
@@ -322,9 +327,9 @@ done:
 static PyMethodDef hashcount_methods[] = {
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
-    {"multiplicity", py_multiplicity, METH_VARARGS,
-     "multiplicity(hashes, out, k) -> kth: each row's hash multiplicity into out (uint32); the k-th largest "
-     "multiplicity of the distinct hashes (0 if fewer than k)."},
+    {"heavy_rows", py_heavy_rows, METH_VARARGS,
+     "heavy_rows(hashes, k, floor) -> (kth, floor, rows): the k-th largest hash multiplicity, and the rows "
+     "whose hash occurs more than floor times (floor < 0: max(kth - 1, 1))."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -59,10 +59,9 @@ class FrequentItems:
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
         hashes = values.hash(0x7EA5).to_numpy()
-        multiplicity = np.empty(len(hashes), np.uint32)
-        floor = max(_hashcount.multiplicity(hashes, multiplicity, k) - 1, 1)
+        _, floor, found = _hashcount.heavy_rows(hashes, k, -1)
         while True:
-            rows = np.flatnonzero(multiplicity > floor)
+            rows = np.frombuffer(found, dtype=np.uint32)
             if len(rows) > len(values) // 2:
                 return cls.from_counts(value_counts(values), capacity)
             counts = value_counts(values.gather(rows))
@@ -77,6 +76,7 @@ class FrequentItems:
                 cut = 1
                 break
             floor = max(floor // 2, 1)
+            found = _hashcount.heavy_rows(hashes, k, floor)[2]
         table = above.filter(pl.col("count") > cut).with_columns(pl.col("count") - cut)
         return cls(table, cut, capacity)
 

@@ -89,10 +89,10 @@ _RUN = 256
 
 def _sorted_runs(values: np.ndarray) -> np.ndarray:
     """A new C-contiguous array of the values, sorted within consecutive runs of ``_RUN``."""
-    whole = len(values) - len(values) % _RUN
-    out = np.empty(len(values), np.float64)
-    out[:whole] = np.sort(values[:whole].reshape(-1, _RUN), axis=1).reshape(-1)
-    out[whole:] = np.sort(values[whole:])
+    out = np.array(values, dtype=np.float64, order="C")  # one copy, sorted in place
+    whole = len(out) - len(out) % _RUN
+    out[:whole].reshape(-1, _RUN).sort(axis=1)
+    out[whole:].sort()
     return out
 
 
