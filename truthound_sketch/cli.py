@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Any
 
 from .distributed.bus import NullBus
 
-__all__ = ["main", "render_table"]
+__all__ = ["entry", "main", "render_table"]
 
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERNAL = 2, 1, 3
 
@@ -259,8 +260,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+_ENGINE_MODULES = ("pyspark", "dask", "distributed", "ray")
+
+
+def entry() -> None:
+    """The ``th`` executable: :func:`main`, then exit.  When no engine was started, the process
+    ends as soon as its output is flushed (nothing is left to clean up but the interpreter, whose
+    teardown of polars, Arrow and numpy takes a tenth of a second); engines get a normal exit,
+    so that their own exit handlers stop their processes."""
+    code = main()
+    if any(name in sys.modules for name in _ENGINE_MODULES):
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a closed pipe (th ... | head): the reader has what it wanted
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
 
 
 def _build_monitor(spec: str | None, prometheus_port: int | None, webhook: str | None) -> Any:
