@@ -23,8 +23,11 @@ from dask import delayed
 from ..config import ProfileConfig
 from ..distributed.base import ProfilingBackend
 from ..distributed.configs import DaskConfig
-from ..distributed.tasks import (FileProfiling, is_paths, merge_bytes, merge_tree, params_of, partition_partial,
-                                 publish_done, publish_run, raise_failure, require_columns, require_options)  # fmt: skip
+from ..distributed.failures import raise_failure
+from ..distributed.inputs import FileProfiling, is_paths, require_columns, require_options
+from ..distributed.partition_work import params_of, partition_partial
+from ..distributed.reduction import merge_bytes, merge_tree
+from ..distributed.run_events import publish_done, publish_run
 from ..errors import BackendError, ConfigError, UnsupportedInputError
 from ..sources import resolve_source
 from ..table import TablePartial

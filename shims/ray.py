@@ -20,9 +20,11 @@ from ray.data.dataset import MaterializedDataset
 from truthound_sketch.config import ProfileConfig
 from truthound_sketch.distributed.base import ProfilingBackend
 from truthound_sketch.distributed.configs import RayConfig
-from truthound_sketch.distributed.tasks import (Arrivals, FileProfiling, arrow_of, frame_batches, merge_bytes, merge_tree,
-                                                params_of, partition_record, raise_failure, require_options,
-                                                schema_partial)  # fmt: skip
+from truthound_sketch.distributed.failures import raise_failure
+from truthound_sketch.distributed.inputs import FileProfiling, arrow_of, frame_batches, require_options, schema_partial
+from truthound_sketch.distributed.partition_work import params_of, partition_record
+from truthound_sketch.distributed.reduction import merge_bytes, merge_tree
+from truthound_sketch.distributed.run_events import Arrivals
 from truthound_sketch.errors import BackendError
 from truthound_sketch.sources import resolve_source
 from truthound_sketch.table import TablePartial

@@ -21,9 +21,11 @@ from typing import Any
 from ..config import ProfileConfig
 from ..distributed.base import ProfilingBackend
 from ..distributed.configs import SparkConfig
-from ..distributed.tasks import (FileProfiling, failure_text, first_line, is_paths, merge_bytes, merge_partial_rows,
-                                 params_of, partial_row, partition_partial, publish_done, read_plan, require_columns,
-                                 require_options, text_failure)  # fmt: skip
+from ..distributed.failures import failure_text, first_line, text_failure
+from ..distributed.inputs import FileProfiling, is_paths, read_plan, require_columns, require_options
+from ..distributed.partition_work import params_of, partition_partial
+from ..distributed.reduction import merge_bytes, merge_partial_rows, partial_row
+from ..distributed.run_events import publish_done
 from ..errors import BackendError, ConfigError, InputError, UnsupportedInputError
 from ..table import TablePartial
 

@@ -193,10 +193,12 @@ class ColumnPartial:
         values = series.drop_nulls() if nulls else series
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
-        if self.values is not None and len(values) > self.exact_threshold:
+        if self.values is not None and not self.values.height and len(values) > self.exact_threshold:
+            # a first batch whose head alone has too many distinct values is sketched at once (later
+            # batches are counted: a column that outgrows the threshold costs one batch's counts)
             head = values.slice(0, 2 * self.exact_threshold + 1)
             if head.n_unique() > self.exact_threshold:
-                self._start_sketches()  # this batch alone has too many distinct values
+                self._start_sketches()
         counts = value_counts(values) if self.values is not None else None
         if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True))
             stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
