@@ -33,7 +33,8 @@ from truthound_sketch.errors import BackendError, ConfigError, InputError, Unsup
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(300)]
 
-THRESHOLDS = (4096, 0)  # the default, and 0: every column sketched
+DEFAULT_THRESHOLD = ts.ProfileConfig().exact_threshold
+THRESHOLDS = (DEFAULT_THRESHOLD, 0)  # the default, and 0: every column sketched
 KLL_RANK_EPS = 0.02  # KLL k=200: 1.33% single-sided rank error at 99% confidence
 
 
@@ -224,7 +225,7 @@ def test_local_schedulers(data, scheduler):
     rec = Recorder()
     backend = DaskBackend(DaskConfig(scheduler=scheduler, num_workers=2), monitor=rec)
     got = backend.profile(dd.from_pandas(data["edge"][1], npartitions=3))
-    assert_matches(got, reference(data, "edge", 4096), data["edge"][0])
+    assert_matches(got, reference(data, "edge", DEFAULT_THRESHOLD), data["edge"][0])
     pids = {w.split("/")[0] for w in _workers_of(rec)}
     assert (pids == {f"pid-{os.getpid()}"}) == (scheduler != "processes"), pids
 
@@ -286,7 +287,7 @@ def test_profile_file_on_local_cluster(cluster, parquet_dir, data):
     with cluster.as_current():
         got = backend.profile_file(f"{parquet_dir}/*.parquet")
     assert got.partitions > 3  # row groups of 3 files, one task each
-    assert_matches(got, reference(data, "flights", 4096), data["flights"][0])
+    assert_matches(got, reference(data, "flights", DEFAULT_THRESHOLD), data["flights"][0])
     workers = _workers_of(rec)
     assert workers and workers <= set(cluster.scheduler_info(n_workers=-1)["workers"])
     # each slice task carries a JSON-able description of its slice, never data read by the client
@@ -311,7 +312,7 @@ def test_profile_file_threads_matches_local_files(parquet_dir):
 def test_tree_reduction(data, fan_in):
     backend = DaskBackend(DaskConfig(scheduler="synchronous"), fan_in=fan_in)
     got = backend.profile(dd.from_pandas(data["edge"][1], npartitions=32))
-    assert_matches(got, reference(data, "edge", 4096), data["edge"][0])
+    assert_matches(got, reference(data, "edge", DEFAULT_THRESHOLD), data["edge"][0])
     dsk = dict(backend.last_graph.__dask_graph__())
     parts = {k for k in dsk if str(k).startswith("truthound-part-")}
     merges = {k for k in dsk if str(k).startswith("truthound-merge-")}
@@ -369,7 +370,7 @@ def test_distributed_starts_and_closes_a_local_cluster(data, monkeypatch):
     cfg = DaskConfig(scheduler="distributed", num_workers=1, memory_limit="1GiB", dashboard_address="192.0.2.1:8787")
     backend = DaskBackend(cfg, monitor=rec)
     got = backend.profile(dd.from_pandas(data["edge"][1], npartitions=3))
-    assert_matches(got, reference(data, "edge", 4096), data["edge"][0])
+    assert_matches(got, reference(data, "edge", DEFAULT_THRESHOLD), data["edge"][0])
     assert len(backend.last_workers) == 1
     (info,) = backend.last_workers.values()
     assert info["memory_limit"] == 1 << 30 and info["nthreads"] == 1
@@ -388,7 +389,7 @@ def test_scheduler_from_environment(cli_cluster, data, monkeypatch):
     profiler = DistributedProfiler.create(backend="dask", config=DaskConfig(scheduler="distributed"), monitor=rec)
     with profiler:
         got = profiler.profile(dd.from_pandas(data["edge"][1], npartitions=3))
-    assert_matches(got, reference(data, "edge", 4096), data["edge"][0])
+    assert_matches(got, reference(data, "edge", DEFAULT_THRESHOLD), data["edge"][0])
     assert _workers_of(rec) <= workers and _workers_of(rec)
 
 
@@ -397,7 +398,7 @@ def test_scheduler_address_reads_files_on_workers(cli_cluster, parquet_dir, data
     rec = Recorder()
     backend = DaskBackend(DaskConfig(scheduler=address), monitor=rec)
     got = backend.profile_file(f"{parquet_dir}/*.parquet")
-    assert_matches(got, reference(data, "flights", 4096), data["flights"][0])
+    assert_matches(got, reference(data, "flights", DEFAULT_THRESHOLD), data["flights"][0])
     assert _workers_of(rec) <= workers and len(_workers_of(rec)) == 2
     assert set(backend.last_workers) == workers
 
@@ -457,7 +458,7 @@ def test_profile_dispatches_dask_series_and_frames_without_a_client(data):
     rec = Recorder()
     edge_pl, edge_pd = data["edge"]
     got = ts.profile(dd.from_pandas(edge_pd, npartitions=3), monitor=rec)
-    assert_matches(got, reference(data, "edge", 4096), edge_pl)
+    assert_matches(got, reference(data, "edge", DEFAULT_THRESHOLD), edge_pl)
     assert {w.split("/")[0] for w in _workers_of(rec)} == {f"pid-{os.getpid()}"}
     series = ts.profile(dd.from_pandas(edge_pd["f"], npartitions=2))
     assert_matches(series, ts.profile(edge_pl.select("f")), edge_pl.select("f"))

@@ -145,6 +145,6 @@ def test_partials_from_every_engine_merge(datasets, tmp_path, request):
     parts = [df.slice(i * 90_000, 90_000) for i in range(4)]
     profiles = [engine_profile(e, p, 2, 4096, tmp_path, request) for e, p in zip(ENGINES, parts)]
     merged = ProfileMerger().merge(profiles)
-    ref = ts.profile(df)
+    ref = ts.profile(df, exact_threshold=4096)
     whole = dataclasses.replace(merged, engine=ref.engine)
     assert_parity(whole, ref, df)
