@@ -408,3 +408,22 @@ def test_partitioners(frame, frame_baseline) -> None:
     assert_exact_equal(ProfileMerger().merge([ts.profile(f) for f in frames]), frame_baseline)
     with pytest.raises(ConfigError):
         RowBasedPartitioner(0)
+
+
+def test_worker_pool_raises_what_a_serving_thread_raised(tmp_path):
+    """An error while a slice's answer is handled (here: in the done callback) fails the run,
+    never leaves a silent gap in the results."""
+    from truthound_sketch.sources import Slice
+
+    path = tmp_path / "small.parquet"
+    pl.DataFrame({"x": range(1000)}).write_parquet(path)
+    request = {"slice": Slice("parquet", str(path)).to_dict(), "config": {"batch_rows": 500}}
+
+    def done(result):
+        raise RuntimeError(f"cannot take slice {result.index}")
+
+    with workers.WorkerPool(1) as pool:
+        [ok] = pool.run([request])
+        assert ok.rows == 1000 and TablePartial.from_bytes(ok.data).row_count == 1000
+        with pytest.raises(RuntimeError, match="cannot take slice 0"):
+            pool.run([request], on_done=done)

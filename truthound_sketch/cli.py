@@ -91,30 +91,7 @@ def _monitor(args: argparse.Namespace) -> Any:
     return _build_monitor(args.monitor, args.prometheus_port, args.webhook)
 
 
-def _prestart_workers(args: argparse.Namespace) -> None:
-    """Start the local engine's worker processes before this process imports its own modules,
-    when the input is local and large enough that the engine will use them."""
-    from . import workers
-
-    if args.backend not in (None, "local") or args.distributed or args.threads or "://" in args.path:
-        return
-    n = args.workers or workers.default_workers()
-    path = args.path
-    if n > 1 and (not os.path.isfile(path) or os.path.getsize(path) >= workers.POOL_MIN_BYTES):
-        workers.prestart(n)
-
-
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from . import workers
-
-    _prestart_workers(args)
-    try:
-        return _run_profile(args)
-    finally:
-        workers.release_prestarted()
-
-
-def _run_profile(args: argparse.Namespace) -> int:
     from .config import ProfileConfig
     from .distributed.profiler import DistributedProfiler
     from .distributed.registry import backend_from_env

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .errors import BackendError, ConfigError, InputError, TruthoundSketchError
 from .worker import read_frame, write_frame
 
-__all__ = ["POOL_MIN_BYTES", "SliceResult", "WorkerPool", "default_workers", "prestart", "release_prestarted"]
+__all__ = ["POOL_MIN_BYTES", "SliceResult", "WorkerPool", "default_workers"]
 
 #: below this many bytes of input, starting worker processes costs more than it saves
 POOL_MIN_BYTES = 16 << 20
@@ -48,24 +48,6 @@ def _worker_env(num_workers: int) -> dict[str, str]:
     return env
 
 
-_prestarted: list["_Worker"] = []
-
-
-def prestart(num_workers: int) -> None:
-    """Start worker processes now (they import while the caller plans); the next
-    :class:`WorkerPool` of the same size adopts them.  Unused ones exit with the caller."""
-    env = _worker_env(num_workers)
-    while len(_prestarted) < num_workers:
-        _prestarted.append(_Worker(env))
-
-
-def release_prestarted() -> None:
-    """Stop prestarted workers that no pool adopted."""
-    for w in _prestarted:
-        w.close()
-    _prestarted.clear()
-
-
 @dataclass
 class SliceResult:
     index: int
@@ -82,7 +64,6 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
         )  # fmt: skip
         self.id = f"local-{self.proc.pid}"
-        self.env = env
 
     def ask(self, request: bytes) -> tuple[bytes, dict, bytes] | None:
         try:
@@ -111,12 +92,7 @@ class WorkerPool:
         self.num_workers = max(1, num_workers)
         self.max_retries = max_retries
         self._env = env = _worker_env(self.num_workers)
-        adopted = [w for w in _prestarted if w.env == env and w.proc.poll() is None][: self.num_workers]
-        for w in _prestarted:
-            if w not in adopted:
-                w.close()
-        _prestarted.clear()
-        self._workers = adopted + [_Worker(env) for _ in range(self.num_workers - len(adopted))]
+        self._workers = [_Worker(env) for _ in range(self.num_workers)]
         self._lock = threading.Lock()
 
     @property
@@ -166,14 +142,23 @@ class WorkerPool:
                 if on_done:
                     on_done(results[i])
 
-        threads = [threading.Thread(target=serve, args=(k,), daemon=True) for k in range(self.num_workers)]
+        def guarded(slot: int) -> None:
+            try:
+                serve(slot)
+            except BaseException as exc:  # raised in the caller's thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=guarded, args=(k,), daemon=True) for k in range(self.num_workers)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         if errors:
             raise errors[0]
-        return [r for r in results if r is not None]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # never a silent gap: every slice has a result or the run fails
+            raise BackendError(f"slices {missing} of {len(results)} produced no result")
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
         for w in self._workers:  # all told first, so that they exit together
