@@ -66,7 +66,9 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
         "th-spark": ["--backend", "spark", "--master", "local[2]"],
         "th-dask": ["--backend", "dask"],
     }
-    return [th, "profile", str(path), "--format", "json", "-o", os.devnull, *extra[tool]]
+    cmd = [th, "profile", str(path), "--format", "json", "-o", os.devnull, *extra[tool]]
+    # one worker on one core: polars' own thread pool would otherwise take the second core
+    return ["env", "POLARS_MAX_THREADS=1", *cmd] if tool == "th-w1" else cmd
 
 
 def peer_command(tool: str, path: Path) -> list[str]:
