@@ -4,6 +4,11 @@ Only the DataFrame API is used (no RDDs, no pandas), so the same code runs on ``
 standalone/YARN/Kubernetes clusters and on Spark Connect (``sc://host:port``).  A task answers with
 one row: its partial's bytes and (partition, rows, seconds, worker).  A second stage merges those rows
 on the executors, ``fan_in`` partitions to a group, and the driver merges the few that are left.
+
+Local files on a classic session are cut into slices (parquet row groups, CSV/NDJSON byte ranges)
+that the executors' Python workers read themselves, one task a slice, as the local engine's workers
+do: no trip through Spark's reader and its Arrow conversion.  Other paths (URLs, Spark Connect) are
+read by Spark.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..distributed.partition_work import params_of, partition_partial
 from ..distributed.reduction import merge_bytes, merge_partial_rows, partial_row
 from ..distributed.run_events import publish_done
 from ..errors import BackendError, ConfigError, InputError, UnsupportedInputError
+from ..sources import resolve_source
 from ..table import TablePartial
 
 __all__ = ["SparkBackend"]
@@ -44,6 +50,17 @@ def _no_pandas_warning() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
         yield
+
+
+def _slice_task(params: dict, fan_in: int, slices: list[dict], batches: Any) -> Any:
+    """One task: the slices whose numbers arrive in ``batches`` (a column ``id``), read here."""
+    for batch in batches:
+        for i in batch.column("id").to_pylist():
+            try:
+                blob, rows, seconds, worker = partition_partial(slices[i], i, params, _worker_id, engine="spark")
+            except Exception as exc:
+                raise RuntimeError(failure_text(exc, i, _worker_id())) from exc
+            yield partial_row(i // fan_in, blob, [[i, rows, seconds, worker]])
 
 
 def _map_task(params: dict, fan_in: int, batches: Any) -> Any:
@@ -78,11 +95,20 @@ class SparkBackend(FileProfiling, ProfilingBackend):
         self._spark, self._owned = None, False
 
     def partial(self, data: Any, *, config: ProfileConfig, bus: Any) -> tuple[TablePartial, int]:
-        df, label = self._frame(data, config)
-        bus.run_started(backend=self.name, num_partitions=0, source=label)  # Spark counts partitions only when it runs
+        source = self._local_files(data, config)
+        if source is not None:
+            n, label, df = len(source.slices), source.label, None
+            bus.run_started(backend=self.name, num_partitions=n, total_rows=source.rows, source=label)
+            slices = [s.to_dict() for s in source.slices]
+            tasks = self.spark.range(0, n, 1, max(n, 1))  # one slice a partition
+            task = functools.partial(_slice_task, params_of(config), self.fan_in, slices)
+        else:
+            tasks, label = self._frame(data, config)
+            df = tasks
+            bus.run_started(backend=self.name, num_partitions=0, source=label)  # Spark counts partitions only when it runs
+            task = functools.partial(_map_task, params_of(config), self.fan_in)
         with _no_pandas_warning():
-            out = df.mapInArrow(functools.partial(_map_task, params_of(config), self.fan_in), _DDL)
-            out = out.repartition("g").mapInArrow(merge_partial_rows, _DDL)
+            out = tasks.mapInArrow(task, _DDL).repartition("g").mapInArrow(merge_partial_rows, _DDL)
         try:
             table = out.toArrow()
         except Exception as exc:
@@ -93,10 +119,20 @@ class SparkBackend(FileProfiling, ProfilingBackend):
             publish_done(bus, i, rows, seconds, worker, submitted=True)
         blobs = table.column("partial").to_pylist()  # none when the DataFrame has no partitions at all
         part = TablePartial.from_bytes(merge_bytes(*blobs)) if blobs else TablePartial.zero(config=config)
-        if list(part.columns) != list(df.columns):  # no rows at all: take the columns from the schema
+        if df is not None and list(part.columns) != list(df.columns):  # no rows at all: columns from the schema
             part = TablePartial.from_batches([df.limit(0).toArrow()], config).merge(part)
         bus.aggregation_completed(partials=len(metas), duration_seconds=time.perf_counter() - t0)
         return part, len(metas)
+
+    def _local_files(self, data: Any, config: ProfileConfig) -> Any:
+        """The slices of local files on a classic session (a Source), else None."""
+        if not is_paths(data) or type(self.spark).__module__.startswith("pyspark.sql.connect"):
+            return None
+        paths = [os.fspath(p) for p in (data if isinstance(data, (list, tuple)) else [data])]
+        if any("://" in p and not p.startswith("file://") for p in paths):
+            return None
+        parallelism = self.spark.sparkContext.defaultParallelism
+        return resolve_source(paths if len(paths) > 1 else paths[0], columns=config.columns, min_slices=parallelism)
 
     def _frame(self, data: Any, config: ProfileConfig) -> tuple[Any, str]:
         if is_paths(data):
@@ -137,6 +173,8 @@ def _session(cfg: SparkConfig | None) -> tuple[Any, bool]:
                                               "spark.executor.instances": cfg.num_executors}  # fmt: skip
     if cfg.master.startswith("spark://"):
         conf["spark.cores.max"] = cfg.executor_cores * cfg.num_executors
+    # Arrow batches of a profile batch's size (Spark's default, 10,000 rows, costs a fixed price per batch)
+    conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = ProfileConfig().batch_rows
     conf.update(cfg.spark_config)
     for key, value in conf.items():
         builder = builder.config(key, str(value))

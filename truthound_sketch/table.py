@@ -16,11 +16,14 @@ __all__ = ["TablePartial", "as_polars"]
 
 
 def as_polars(batch: Any) -> pl.DataFrame:
-    """A batch (polars frame, Arrow table or record batch) as a polars DataFrame, zero-copy."""
+    """A batch (polars frame, Arrow table or record batch) as a polars DataFrame: zero-copy, except
+    that an Arrow table of several chunks is made one chunk a column."""
     if isinstance(batch, pl.DataFrame):
         return batch
-    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+    if isinstance(batch, pa.RecordBatch):
         return pl.from_arrow(batch, rechunk=False)  # type: ignore[return-value]
+    if isinstance(batch, pa.Table):  # one chunk a column, as the vectorized kernels want
+        return pl.from_arrow(batch, rechunk=batch.num_rows > 0 and any(c.num_chunks > 1 for c in batch.columns))  # type: ignore[return-value]
     raise InputError(f"cannot profile a batch of type {type(batch).__name__}; pass a polars DataFrame or an Arrow batch")
 
 
