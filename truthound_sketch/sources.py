@@ -8,6 +8,7 @@ given slices, never the data.  In-memory frames are cut into row ranges (zero-co
 from __future__ import annotations
 
 import glob as _glob
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,8 @@ class Slice:
     storage_options: dict[str, Any] = field(default_factory=dict)
     rows: int | None = None
     hash_partition: tuple[int, int] | None = None  # (index, count): keep rows whose hash % count == index
+    #: parquet: (first row, rows) of each of ``row_groups``, from the planner (else read from the footer)
+    group_spans: tuple[tuple[int, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,7 @@ class Slice:
             d["format"], d["path"], tup(d.get("row_groups")), tup(d.get("byte_range")), tup(d.get("batches")),
             tup(d.get("columns")), d.get("schema"), d.get("storage_options") or {}, d.get("rows"),
             tup(d.get("hash_partition")),
+            tuple(tuple(x) for x in d["group_spans"]) if d.get("group_spans") is not None else None,
         )  # fmt: skip
 
     def read(self, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -102,30 +106,37 @@ def _is_local(path: str) -> bool:
 
 
 def _read_parquet(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
-    import pyarrow.parquet as pq
-
     cols = list(sl.columns) if sl.columns else None
     if _is_local(sl.path):
         # polars' own reader decodes straight into polars memory: whole row groups, several a batch
         path = sl.path.removeprefix("file://")
-        md = pq.ParquetFile(path).metadata
-        groups = list(sl.row_groups) if sl.row_groups is not None else list(range(md.num_row_groups))
-        starts = [0]
-        for i in range(md.num_row_groups):
-            starts.append(starts[-1] + md.row_group(i).num_rows)
+        if sl.group_spans is not None and sl.row_groups is not None:
+            groups, spans = list(sl.row_groups), dict(zip(sl.row_groups, sl.group_spans))
+        else:
+            import pyarrow.parquet as pq
+
+            md = pq.ParquetFile(path).metadata
+            groups = list(sl.row_groups) if sl.row_groups is not None else list(range(md.num_row_groups))
+            first, spans = 0, {}
+            for i in range(md.num_row_groups):
+                spans[i] = (first, md.row_group(i).num_rows)
+                first += spans[i][1]
         lf = pl.scan_parquet(path)
         lf = lf.select(cols) if cols else lf
         run: list[int] = []
         for k, g in enumerate(groups):
             run.append(g)
             last = k == len(groups) - 1
-            rows = starts[run[-1] + 1] - starts[run[0]]
+            first = spans[run[0]][0]
+            rows = spans[g][0] + spans[g][1] - first
             if last or rows >= batch_rows or groups[k + 1] != g + 1:
-                yield lf.slice(starts[run[0]], rows).collect()
+                yield lf.slice(first, rows).collect()
                 run = []
         if not groups:
             yield lf.head(0).collect()
         return
+    import pyarrow.parquet as pq
+
     fs, p = _fs(sl.path, sl.storage_options)
     pf = pq.ParquetFile(fs.open(p, "rb"))
     groups = list(sl.row_groups) if sl.row_groups is not None else list(range(pf.num_row_groups))
@@ -329,16 +340,23 @@ def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice
         if missing:
             raise InputError(f"{path}: no column(s) {missing}; the file has {md.schema.names}")
     rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    firsts = list(itertools.accumulate(rows, initial=0))  # the first row of each group
     target = max(1, min(_TARGET_SLICE_ROWS, sum(rows) // max(min_slices, 1) or 1))
     slices, group, acc = [], [], 0
+
+    def cut() -> Slice:
+        spans = tuple((firsts[g], rows[g]) for g in group)
+        return Slice(fmt, path, row_groups=tuple(group), columns=columns, storage_options=storage_options, rows=acc,
+                     group_spans=spans)  # fmt: skip
+
     for i, r in enumerate(rows):
         group.append(i)
         acc += r
         if acc >= target:
-            slices.append(Slice(fmt, path, row_groups=tuple(group), columns=columns, storage_options=storage_options, rows=acc))
+            slices.append(cut())
             group, acc = [], 0
     if group or not slices:
-        slices.append(Slice(fmt, path, row_groups=tuple(group), columns=columns, storage_options=storage_options, rows=acc))
+        slices.append(cut())
     return slices
 
 
