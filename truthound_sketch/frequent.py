@@ -50,10 +50,11 @@ class FrequentItems:
 
         Only values that can survive the Misra-Gries cut are counted.  The number of rows sharing
         a row's 64-bit hash bounds its value's count from above, so rows whose hash occurs at most
-        ``floor`` times cannot belong to a value seen more than ``floor`` times.  If at least ``capacity + 1`` of the
-        counted values occur more than ``floor`` times, the cut (the (capacity+1)-th largest count)
-        is above ``floor`` and every value above the cut was counted: the summary is exact.
-        Otherwise the floor is lowered, down to counting every row that may repeat.
+        ``floor`` times cannot belong to a value seen more than ``floor`` times.  If at least
+        ``capacity + 1`` of the counted values occur more than ``floor`` times, the cut (the
+        (capacity+1)-th largest count) is above ``floor`` and every value above the cut was
+        counted: the summary is exact.  Otherwise the floor is lowered, down to counting every row
+        that may repeat.
         """
         k = capacity + 1
         if len(values) <= k:
@@ -70,7 +71,7 @@ class FrequentItems:
                 cut = int(above["count"].top_k(k).min())
                 break
             if floor == 1:
-                # rows with a hash of their own hold values seen once: with them, more than k distinct values?
+                # rows with a hash of their own hold values seen once: with those, more than k values?
                 if len(values) - len(rows) + counts.height <= k:
                     return cls.from_counts(value_counts(values), capacity)
                 cut = 1

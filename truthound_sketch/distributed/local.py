@@ -14,17 +14,16 @@ from typing import Any
 
 import polars as pl
 
+from .. import workers
 from ..config import ProfileConfig
 from ..errors import ConfigError
 from ..sources import Slice, Source, resolve_source
 from ..table import TablePartial
-from .. import workers
 from .base import ProfilingBackend, reduce_partials
 from .configs import LocalConfig
 from .partitioning import HashPartitioner, PartitionStrategy, split_columns
 
 __all__ = ["LocalBackend"]
-
 
 
 class LocalBackend(ProfilingBackend):
