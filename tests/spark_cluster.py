@@ -15,20 +15,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["free_port", "spark_home", "SparkService", "standalone_cluster", "connect_server", "run_driver", "local_env"]
+from _net import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["spark_home", "SparkService", "standalone_cluster", "connect_server", "run_driver", "local_env"]
 
 
 def spark_home() -> str:

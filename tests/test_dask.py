@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from distributed import Client, LocalCluster
 
 import truthound_sketch as ts
 from _core_compare import assert_columns_equal
+from _net import free_port
 from truthound_sketch.config import ProfileConfig
 from truthound_sketch.distributed import DaskBackend, DaskConfig, DistributedProfiler
 from truthound_sketch.errors import BackendError, ConfigError, InputError, UnsupportedInputError
@@ -146,12 +146,6 @@ def _key(v):
 
 
 # -- clusters -----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """A LocalCluster of 2 worker processes; its client is not the default (tests opt in with as_current)."""
@@ -165,7 +159,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def cli_cluster(tmp_path_factory):
     """`dask scheduler` and `dask worker` (2 processes) on 127.0.0.1; yields (address, worker addresses)."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     exe = str(Path(sys.executable).parent / "dask")
     logs = tmp_path_factory.mktemp("dask-cli")
@@ -416,7 +410,7 @@ def test_config_errors():
 
 
 def test_unreachable_scheduler():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         with pytest.raises(BackendError, match=f"tcp://127.0.0.1:{port}"):
             DaskBackend(DaskConfig(scheduler=f"tcp://127.0.0.1:{port}")).profile(dd.from_pandas(pd.DataFrame({"a": [1]}), npartitions=1))

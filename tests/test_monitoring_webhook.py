@@ -8,6 +8,7 @@ import socket
 import threading
 
 import pytest
+from _net import free_port
 
 from truthound_sketch.distributed.monitoring import (
     DistributedMonitor,
@@ -126,9 +127,7 @@ def test_hanging_server_does_not_block_the_run_and_the_failure_is_counted():
 
 
 def test_refusing_server_failure_is_counted():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed on exit: nothing listens there
+    port = free_port()  # nothing listens there
     hook = WebhookMonitorCallback(f"http://127.0.0.1:{port}/", event_filter="warning", max_retries=2,
                                   retry_backoff_seconds=0.01)
     monitor = DistributedMonitor(MonitorConfig.standard(), callbacks=[hook])

@@ -14,7 +14,6 @@ import math
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from truthound_sketch.errors import ConfigError, InputError, UnsupportedInputErr
 from truthound_sketch.table import TablePartial
 
 from _core_compare import assert_profiles_equal
+from _net import free_port
 
 ray = pytest.importorskip("ray")
 from truthound_sketch.shims.ray import RayBackend  # noqa: E402
@@ -301,17 +301,11 @@ def test_bad_arguments(local_ray):
 
 
 # -- a real cluster -----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """`ray start --head` on 127.0.0.1 with its own auth token, stopped by its pid at the end (not with
     `ray stop`, which would stop every Ray on the machine)."""
-    port, client_port, temp = _free_port(), _free_port(), tempfile.mkdtemp(prefix="tsr", dir="/tmp")
+    port, client_port, temp = free_port(), free_port(), tempfile.mkdtemp(prefix="tsr", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     # Ray swaps 127.0.0.1 for the host's address unless clustering across hosts is off.
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
