@@ -376,7 +376,7 @@ def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray
     """float64 numbers for quantile sketches, and the mask of the values kept (None: all)."""
     if kind.temporal:
         values = values.to_physical()
-    arr = values.cast(pl.Float64).to_numpy(writable=True)
+    arr = values.cast(pl.Float64).to_numpy()  # read-only is enough: KllQuantiles.update copies
     if kind is Kind.FLOAT:
         keep = np.isfinite(arr)
         if not keep.all():
