@@ -130,3 +130,37 @@ def test_string_and_dense_counts_take_the_kernel_paths():
     assert frequent._string_counts(s) is not None
     assert frequent._dense_counts(pl.Series("v", list(range(2000)))) is not None
     assert frequent._string_counts(pl.Series("v", ["a", None] * 600)) is None  # nulls: polars counts
+
+
+def test_kernels_agree_when_called_from_threads_at_once():
+    """The kernels share one scratch block between calls: calls from several threads at once (one
+    gets the block, the others their own memory), with string tables that double many times."""
+    import threading
+
+    import truthound_sketch.frequent as frequent
+
+    rng = np.random.default_rng(7)
+    hashes = [rng.integers(0, 5000, 100_000).astype(np.uint64) for _ in range(4)]
+    texts = [pl.Series("v", [f"value-{i:06d}" for i in rng.integers(0, 40_000, 100_000)]) for _ in range(4)]
+    want_rows = []
+    for h in hashes:  # the rows whose hash occurs more than 20 times
+        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+        want_rows.append(np.flatnonzero(counts[inverse] > 20))
+    want_counts = [t.value_counts(name="count").sort("v")["count"].cast(pl.Int64).to_list() for t in texts]
+    failures: list[str] = []
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            rows = np.sort(np.frombuffer(_hashcount.heavy_rows(hashes[i], 10, 20)[2], dtype=np.uint32))
+            counts = frequent._string_counts(texts[i])
+            if not np.array_equal(rows, want_rows[i]):
+                failures.append(f"heavy_rows {i}")
+            if counts is None or counts.sort("value")["count"].cast(pl.Int64).to_list() != want_counts[i]:
+                failures.append(f"count_views {i}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures

@@ -19,8 +19,7 @@
  *
  * The rows are radix-partitioned by the top bits of their (mixed) hash, and each
  * partition is counted in an open-addressing table of twice its size (linear
- * probing, keyed by the full 64 bits), small enough to stay in cache.  All
- * memory is private to the call; the GIL is released while it runs.
+ * probing, keyed by the full 64 bits), small enough to stay in cache.
  *
  * 2. Exact counts of strings in the Arrow string-view layout:
  *
@@ -32,7 +31,11 @@
  * occurrence, or None as soon as more than `limit` distinct strings are seen.
  * Strings of at most 12 bytes live in their view and are compared as 16 bytes;
  * longer ones are compared byte for byte.  Views are checked as they are read
- * (a bad buffer index, offset or length raises ValueError); the GIL is released.
+ * (a bad buffer index, offset or length raises ValueError).  The table starts
+ * small and doubles when half full.
+ *
+ * Both release the GIL while they count, and work in one block of scratch memory
+ * kept between calls (a call that finds it in use allocates its own).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -59,6 +62,62 @@ static inline uint64_t mix(uint64_t k) {
     return k;
 }
 
+/* ---- scratch memory ---------------------------------------------------------------------- */
+
+/* One grow-only block reused by the calls of the process, so that a call on a batch does not
+ * page-fault freshly mapped memory every time; a call that finds it in use (another thread)
+ * allocates its own.  Blocks above SCRATCH_KEEP bytes are not kept. */
+#define SCRATCH_KEEP ((size_t)64 << 20)
+
+static struct {
+    uint8_t *buf;
+    size_t size;
+    PyThread_type_lock lock;
+} scratch;
+
+static void *scratch_take(size_t bytes, int *own) {
+    if (scratch.lock != NULL && PyThread_acquire_lock(scratch.lock, NOWAIT_LOCK)) {
+        if (scratch.size < bytes) {
+            PyMem_RawFree(scratch.buf);
+            scratch.buf = PyMem_RawMalloc(bytes);
+            scratch.size = scratch.buf != NULL ? bytes : 0;
+        }
+        if (scratch.buf != NULL) {
+            *own = 0;
+            return scratch.buf;
+        }
+        PyThread_release_lock(scratch.lock);
+    }
+    *own = 1;
+    return PyMem_RawMalloc(bytes);
+}
+
+static void scratch_give(void *p, int own) {
+    if (own) {
+        PyMem_RawFree(p);
+        return;
+    }
+    if (scratch.size > SCRATCH_KEEP) {
+        PyMem_RawFree(scratch.buf);
+        scratch.buf = NULL;
+        scratch.size = 0;
+    }
+    PyThread_release_lock(scratch.lock);
+}
+
+/* carve `count` items of `size` bytes off *at, 64-byte aligned */
+static void *carve(uint8_t **at, size_t count, size_t size) {
+    void *p = *at;
+    *at += (count * size + 63) & ~(size_t)63;
+    return p;
+}
+
+static size_t carve_size(size_t count, size_t size) { return (count * size + 63) & ~(size_t)63; }
+
+/* multiplicities up to HIST_CAP are tallied in a histogram; larger ones (at most n / HIST_CAP of
+ * them) are listed and sorted */
+#define HIST_CAP 4096
+
 static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
     PyObject *h_obj;
     Py_ssize_t k, floor;
@@ -69,100 +128,121 @@ static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     if (get_buffer(h_obj, &h, 0, 8, "hashes (uint64)") < 0) return NULL;
-    const Py_ssize_t n = h.len / 8;
-    if (n >= (Py_ssize_t)UINT32_MAX) {
+    const size_t n = (size_t)(h.len / 8);
+    if (n >= UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "hashes: at most 2^32 - 1 rows");
         PyBuffer_Release(&h);
         return NULL;
     }
+    const uint64_t *hs = (const uint64_t *)h.buf;
     /* Radix-partition the rows by the top bits of their mixed hash, so that each partition is
      * counted in a small table that stays in cache. */
     int bits = 0;
-    while (bits < 12 && ((Py_ssize_t)1 << bits) * 1024 < n) bits++;
-    const size_t parts = (size_t)1 << bits, rows_alloc = (size_t)(n ? n : 1);
+    while (bits < 12 && ((size_t)1 << bits) * 1024 < n) bits++;
+    const size_t parts = (size_t)1 << bits, rows = n ? n : 1, nbig = n / (HIST_CAP + 1) + 1;
+    const int shift = 64 - bits;
     size_t *start = PyMem_RawCalloc(parts + 1, sizeof(size_t));
-    uint64_t *pkeys = PyMem_RawMalloc(rows_alloc * sizeof(uint64_t));
-    uint32_t *prows = PyMem_RawMalloc(rows_alloc * sizeof(uint32_t));
-    uint32_t *pcount = PyMem_RawMalloc(rows_alloc * sizeof(uint32_t)); /* multiplicity, in prows order */
-    uint32_t *hist = PyMem_RawCalloc((size_t)n + 1, sizeof(uint32_t));
-    uint64_t *keys = NULL;
-    uint32_t *counts = NULL, *slots = NULL;
+    if (start == NULL) {
+        PyBuffer_Release(&h);
+        return PyErr_NoMemory();
+    }
+    size_t largest = 0;
+    for (size_t i = 0; i < n; i++) start[bits ? (mix(hs[i]) >> shift) + 1 : 1]++;
+    for (size_t p = 0; p < parts; p++) {
+        if (start[p + 1] > largest) largest = start[p + 1];
+        start[p + 1] += start[p];
+    }
+    size_t cap = 16;
+    while (cap < 2 * largest) cap <<= 1;
+    const size_t bytes = carve_size(rows, 8) + 3 * carve_size(rows, 4) + carve_size(HIST_CAP + 1, 4) +
+                         carve_size(nbig, 4) + carve_size(cap, 8) + carve_size(cap, 4) +
+                         2 * carve_size(largest ? largest : 1, 4);
+    int own;
+    uint8_t *block = scratch_take(bytes, &own), *at = block;
+    if (block == NULL) {
+        PyMem_RawFree(start);
+        PyBuffer_Release(&h);
+        return PyErr_NoMemory();
+    }
+    uint64_t *pkeys = carve(&at, rows, 8);
+    uint32_t *prows = carve(&at, rows, 4);
+    uint32_t *pcount = carve(&at, rows, 4); /* multiplicity, in prows order */
+    uint32_t *hist = carve(&at, HIST_CAP + 1, 4);
+    uint32_t *big = carve(&at, nbig, 4);
+    uint64_t *keys = carve(&at, cap, 8);
+    uint32_t *counts = carve(&at, cap, 4);
+    uint32_t *slots = carve(&at, largest ? largest : 1, 4);
+    uint32_t *fresh = carve(&at, largest ? largest : 1, 4);
     Py_ssize_t kth = 0, m = 0;
-    int ok = start != NULL && pkeys != NULL && prows != NULL && pcount != NULL && hist != NULL;
-    if (ok) {
-        const uint64_t *hs = (const uint64_t *)h.buf;
-        const int shift = 64 - bits;
-        size_t largest = 0;
-        for (Py_ssize_t i = 0; i < n; i++) start[bits ? (mix(hs[i]) >> shift) + 1 : 1]++;
-        for (size_t p = 0; p < parts; p++) {
-            if (start[p + 1] > largest) largest = start[p + 1];
-            start[p + 1] += start[p];
+    Py_BEGIN_ALLOW_THREADS
+    memset(hist, 0, (HIST_CAP + 1) * sizeof(uint32_t));
+    memset(counts, 0, cap * sizeof(uint32_t));
+    size_t *cursor = start; /* scatter: start[p] moves to the end of partition p */
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t key = mix(hs[i]);
+        const size_t pos = cursor[bits ? key >> shift : 0]++;
+        pkeys[pos] = key;
+        prows[pos] = (uint32_t)i;
+    }
+    size_t lo = 0, nb = 0;
+    for (size_t p = 0; p < parts; p++) {
+        const size_t hi = start[p], size = hi - lo; /* start[p] is now the end of p */
+        size_t pcap = 16, d = 0;
+        while (pcap < 2 * size) pcap <<= 1;
+        const size_t mask = pcap - 1;
+        const uint64_t *pk = pkeys + lo;
+        for (size_t j = 0; j < size; j++) {
+            const uint64_t key = pk[j];
+            size_t s = (size_t)key & mask;
+            while (counts[s] != 0 && keys[s] != key) s = (s + 1) & mask;
+            if (counts[s] == 0) {
+                keys[s] = key;
+                fresh[d++] = (uint32_t)s;
+            }
+            counts[s]++;
+            slots[j] = (uint32_t)s;
         }
-        size_t cap = 16;
-        while (cap < 2 * largest) cap <<= 1;
-        keys = PyMem_RawMalloc(cap * sizeof(uint64_t));
-        counts = PyMem_RawMalloc(cap * sizeof(uint32_t));
-        slots = PyMem_RawMalloc((largest ? largest : 1) * sizeof(uint32_t));
-        ok = keys != NULL && counts != NULL && slots != NULL;
-        if (ok) {
-            Py_BEGIN_ALLOW_THREADS
-            size_t *cursor = start; /* scatter: start[p] moves to the end of partition p */
-            for (Py_ssize_t i = 0; i < n; i++) {
-                const uint64_t key = mix(hs[i]);
-                const size_t pos = cursor[bits ? key >> shift : 0]++;
-                pkeys[pos] = key;
-                prows[pos] = (uint32_t)i;
+        for (size_t j = 0; j < size; j++) pcount[lo + j] = counts[slots[j]];
+        for (size_t i = 0; i < d; i++) { /* tally, and leave the table empty for the next part */
+            const uint32_t c = counts[fresh[i]];
+            counts[fresh[i]] = 0;
+            if (c <= HIST_CAP) {
+                hist[c]++;
+            } else {
+                big[nb++] = c;
             }
-            size_t lo = 0;
-            for (size_t p = 0; p < parts; p++) {
-                const size_t hi = start[p], size = hi - lo; /* start[p] is now the end of p */
-                size_t pcap = 16;
-                while (pcap < 2 * size) pcap <<= 1;
-                const size_t mask = pcap - 1;
-                memset(counts, 0, pcap * sizeof(uint32_t));
-                for (size_t j = 0; j < size; j++) {
-                    const uint64_t key = pkeys[lo + j];
-                    size_t s = (size_t)key & mask;
-                    while (counts[s] != 0 && keys[s] != key) s = (s + 1) & mask;
-                    keys[s] = key;
-                    counts[s]++;
-                    slots[j] = (uint32_t)s;
-                }
-                for (size_t j = 0; j < size; j++) pcount[lo + j] = counts[slots[j]];
-                for (size_t s = 0; s < pcap; s++) hist[counts[s]]++;
-                lo = hi;
+        }
+        lo = hi;
+    }
+    for (size_t i = 1; i < nb; i++) { /* descending; nb is tiny */
+        const uint32_t c = big[i];
+        size_t j = i;
+        for (; j > 0 && big[j - 1] < c; j--) big[j] = big[j - 1];
+        big[j] = c;
+    }
+    if ((size_t)k <= nb) {
+        kth = big[k - 1];
+    } else {
+        size_t seen = nb;
+        for (size_t c = HIST_CAP; c > 0; c--) {
+            seen += hist[c];
+            if (seen >= (size_t)k) {
+                kth = (Py_ssize_t)c;
+                break;
             }
-            Py_ssize_t seen = 0;
-            for (Py_ssize_t c = n; c > 0; c--) {
-                seen += hist[c];
-                if (seen >= k) {
-                    kth = c;
-                    break;
-                }
-            }
-            if (floor < 0) floor = kth > 2 ? kth - 1 : 1;
-            /* the rows to keep, written over prows (m <= j at every step) */
-            for (Py_ssize_t j = 0; j < n; j++) {
-                prows[m] = prows[j];
-                m += pcount[j] > (uint64_t)floor;
-            }
-            Py_END_ALLOW_THREADS
         }
     }
-    PyObject *result = NULL;
-    if (ok) {
-        result = Py_BuildValue("(nny#)", kth, floor, (const char *)prows, (Py_ssize_t)(m * sizeof(uint32_t)));
+    if (floor < 0) floor = kth > 2 ? kth - 1 : 1;
+    /* the rows to keep, written over prows (m <= j at every step) */
+    for (size_t j = 0; j < n; j++) {
+        prows[m] = prows[j];
+        m += pcount[j] > (uint64_t)floor;
     }
+    Py_END_ALLOW_THREADS
+    PyObject *result = Py_BuildValue("(nny#)", kth, floor, (const char *)prows, (Py_ssize_t)(m * sizeof(uint32_t)));
+    scratch_give(block, own);
     PyMem_RawFree(start);
-    PyMem_RawFree(pkeys);
-    PyMem_RawFree(prows);
-    PyMem_RawFree(pcount);
-    PyMem_RawFree(hist);
-    PyMem_RawFree(keys);
-    PyMem_RawFree(counts);
-    PyMem_RawFree(slots);
     PyBuffer_Release(&h);
-    if (!ok && !PyErr_Occurred()) PyErr_NoMemory();
     return result;
 }
 
@@ -236,23 +316,28 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
         PyBuffer_Release(&v);
         goto done;
     }
-    size_t cap = 64;
-    while (cap < (size_t)(2 * limit) && cap < (size_t)(2 * n)) cap <<= 1;
-    uint64_t *hashes = PyMem_RawMalloc(cap * sizeof(uint64_t));
-    uint32_t *slot_row = PyMem_RawMalloc(cap * sizeof(uint32_t)); /* first row, +1 (0 = empty) */
-    uint32_t *slot_id = PyMem_RawMalloc(cap * sizeof(uint32_t));
-    uint32_t *firsts = PyMem_RawMalloc((size_t)limit * sizeof(uint32_t));
-    uint64_t *counts = PyMem_RawCalloc((size_t)limit, sizeof(uint64_t));
-    if (!hashes || !slot_row || !slot_id || !firsts || !counts) {
+    /* The table holds distinct ids + 1 (0: empty) and doubles whenever it is half full, so a
+     * batch of few distinct strings touches little memory. */
+    const size_t most = (size_t)(limit < n ? limit : (n ? n : 1));
+    size_t top = 64;
+    while (top < 2 * most) top <<= 1;
+    int own;
+    uint8_t *block = scratch_take(carve_size(top, 4) + carve_size(most, 8) * 2 + carve_size(most, 4), &own);
+    uint8_t *at = block;
+    if (block == NULL) {
         PyErr_NoMemory();
     } else {
-        memset(slot_row, 0, cap * sizeof(uint32_t));
+        uint32_t *table = carve(&at, top, 4);
+        uint64_t *hashes = carve(&at, most, 8); /* by distinct id */
+        uint64_t *counts = carve(&at, most, 8);
+        uint32_t *firsts = carve(&at, most, 4);
         const uint8_t *views = (const uint8_t *)v.buf;
-        const size_t mask = cap - 1;
+        size_t cap = 64, mask = cap - 1;
         Py_ssize_t distinct = 0, bad = -1;
         int over = 0;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n && !over && bad < 0; i++) {
+        memset(table, 0, cap * sizeof(uint32_t));
+        for (Py_ssize_t i = 0; i < n; i++) {
             const uint8_t *vi = views + 16 * i;
             str_ref a;
             if (view_bytes(vi, bufs, nbufs, &a) < 0) {
@@ -270,36 +355,46 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
             }
             size_t s = (size_t)h & mask;
             for (;;) {
-                const uint32_t r = slot_row[s];
-                if (r == 0) {
+                const uint32_t id = table[s];
+                if (id == 0) {
                     if (distinct == limit) {
                         over = 1;
                         break;
                     }
-                    hashes[s] = h;
-                    slot_row[s] = (uint32_t)i + 1;
-                    slot_id[s] = (uint32_t)distinct;
+                    hashes[distinct] = h;
                     firsts[distinct] = (uint32_t)i;
                     counts[distinct++] = 1;
+                    table[s] = (uint32_t)distinct;
+                    if ((size_t)distinct * 2 > cap) { /* grow: re-insert the distinct ids */
+                        cap *= 2;
+                        mask = cap - 1;
+                        memset(table, 0, cap * sizeof(uint32_t));
+                        for (Py_ssize_t d = 0; d < distinct; d++) {
+                            size_t t = (size_t)hashes[d] & mask;
+                            while (table[t] != 0) t = (t + 1) & mask;
+                            table[t] = (uint32_t)d + 1;
+                        }
+                    }
                     break;
                 }
-                if (hashes[s] == h) {
-                    const uint8_t *vr = views + 16 * (size_t)(r - 1);
+                if (hashes[id - 1] == h) {
+                    const uint8_t *vr = views + 16 * (size_t)firsts[id - 1];
                     int same;
                     if (a.len <= 12) {
                         same = memcmp(vi, vr, 16) == 0;
                     } else {
-                        str_ref b;
+                        str_ref b = {NULL, 0};
                         view_bytes(vr, bufs, nbufs, &b); /* checked when it was first seen */
                         same = b.len == a.len && memcmp(a.ptr, b.ptr, a.len) == 0;
                     }
                     if (same) {
-                        counts[slot_id[s]]++;
+                        counts[id - 1]++;
                         break;
                     }
                 }
                 s = (s + 1) & mask;
             }
+            if (over) break;
         }
         Py_END_ALLOW_THREADS
         if (bad >= 0) {
@@ -310,12 +405,8 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
             result = Py_BuildValue("(y#y#)", (const char *)firsts, (Py_ssize_t)(distinct * sizeof(uint32_t)),
                                    (const char *)counts, (Py_ssize_t)(distinct * sizeof(uint64_t)));
         }
+        scratch_give(block, own);
     }
-    PyMem_RawFree(hashes);
-    PyMem_RawFree(slot_row);
-    PyMem_RawFree(slot_id);
-    PyMem_RawFree(firsts);
-    PyMem_RawFree(counts);
     PyBuffer_Release(&v);
 done:
     for (Py_ssize_t j = 0; j < got; j++) PyBuffer_Release(&bufs[j]);
@@ -340,5 +431,6 @@ static struct PyModuleDef hashcount_module = {
 };
 
 PyMODINIT_FUNC PyInit__hashcount(void) {
+    if (scratch.lock == NULL && (scratch.lock = PyThread_allocate_lock()) == NULL) return PyErr_NoMemory();
     return PyModule_Create(&hashcount_module);
 }
