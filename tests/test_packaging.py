@@ -33,12 +33,13 @@ def test_built_wheel_holds_truthound_sketch_shims(tmp_path):
     assert "truthound_sketch/shims/__init__.py" in names
     assert "truthound_sketch/schema/profile.schema.json" in names
     assert "truthound_sketch/distributed/monitoring/adapters/__init__.py" in names
-    assert any(n.startswith("truthound_sketch/_hll") and n.endswith(".so") for n in names)
+    for ext in ("_hll", "_hashcount", "_kll"):
+        assert any(n.startswith(f"truthound_sketch/{ext}") and n.endswith(".so") for n in names), ext
     assert not any(n.startswith("shims/") for n in names)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)  # fmt: skip
-    code = "import truthound_sketch, truthound_sketch.shims, truthound_sketch._hll; print(truthound_sketch.shims.__file__)"
+    code = "import truthound_sketch.shims, truthound_sketch._hll, truthound_sketch._hashcount, truthound_sketch._kll; print(truthound_sketch.shims.__file__)"
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True, env=env)
     assert out.stdout.strip() == str(target / "truthound_sketch" / "shims" / "__init__.py")

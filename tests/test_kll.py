@@ -1,0 +1,98 @@
+"""The KLL update kernel: DataSketches' algorithm and bytes, checked against DataSketches itself."""
+
+from __future__ import annotations
+
+import struct
+
+import datasketches as ds
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from truthound_sketch import _kll
+from truthound_sketch.kll import KLL_RANK_ERROR_K200, KllQuantiles
+
+
+def _levels(data: bytes) -> tuple[int, ...] | None:
+    """The levels array of a full serialized sketch (None for the empty and single-item forms)."""
+    return struct.unpack_from(f"<{data[18]}I", data, 20) if data[0] == 5 else None
+
+
+def _empty(k: int) -> bytes:
+    return bytes(ds.kll_doubles_sketch(k).serialize())
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 40_000), k=st.sampled_from([8, 9, 50, 200, 1000]), batches=st.integers(1, 7),
+       seed=st.integers(0, 2**64 - 1))  # fmt: skip
+def test_kernel_keeps_the_levels_datasketches_keeps(n, k, batches, seed):
+    """Compaction schedules do not depend on the coins: after the same values in the same order,
+    the kernel's sketch has DataSketches' levels, count, size, min and max, in bytes that
+    DataSketches reads and writes back unchanged."""
+    values = np.random.default_rng(seed % 2**32).normal(size=n)
+    ours, ref = _empty(k), ds.kll_doubles_sketch(k)
+    for part in np.array_split(values, batches):
+        ours = _kll.update(ours, part, seed)
+        ref.update(part[::-1].copy())  # the kernel takes a batch from its last value to its first
+    back = ds.kll_doubles_sketch.deserialize(ours)
+    assert bytes(back.serialize()) == ours
+    assert _levels(ours) == _levels(bytes(ref.serialize()))
+    assert (back.n, back.num_retained, back.k) == (ref.n, ref.num_retained, ref.k)
+    if n:
+        assert (back.get_min_value(), back.get_max_value()) == (values.min(), values.max())
+
+
+def test_kernel_continues_merged_and_single_item_sketches():
+    """A sketch that DataSketches merged (levels it shaped itself) or holds one item takes more values."""
+    rng = np.random.default_rng(1)
+    a, b = ds.kll_doubles_sketch(200), ds.kll_doubles_sketch(100)
+    a.update(rng.random(50_000))
+    b.update(rng.random(70_000))
+    a.merge(b)  # min_k 100, levels from a merge
+    ref = ds.kll_doubles_sketch.deserialize(a.serialize())
+    more = rng.random(30_000)
+    ours = ds.kll_doubles_sketch.deserialize(_kll.update(bytes(a.serialize()), more, 3))
+    ref.update(more[::-1].copy())
+    assert (ours.n, ours.num_retained) == (ref.n, ref.num_retained) == (150_000, ref.num_retained)
+    assert _levels(bytes(ours.serialize())) == _levels(bytes(ref.serialize()))
+    assert ours.normalized_rank_error(False) == ref.normalized_rank_error(False)  # min_k kept
+    one = ds.kll_doubles_sketch(200)
+    one.update(5.0)
+    got = ds.kll_doubles_sketch.deserialize(_kll.update(bytes(one.serialize()), np.array([1.0, np.nan, 9.0]), 0))
+    assert (got.n, got.get_min_value(), got.get_max_value()) == (3, 1.0, 9.0)  # NaN ignored
+
+
+def test_rank_error_stays_within_the_published_bound():
+    """Worst rank error over 99 quantiles, 30 independent coin streams, a million values in
+    batches: within DataSketches' 99%-confidence bound for k=200, and also after merging
+    kernel sketches with DataSketches' own."""
+    rng = np.random.default_rng(11)
+    values = rng.lognormal(size=1_000_000)
+    truth = np.sort(values)
+    qs = np.linspace(0.01, 0.99, 99)
+    worst = []
+    for seed in range(30):
+        q = KllQuantiles.zero(200)
+        for part in np.array_split(values[:600_000], 5):
+            q.update(part)
+        other = ds.kll_doubles_sketch(200)
+        other.update(values[600_000:])
+        merged = q.merge(KllQuantiles(other))
+        for sketch, data in ((q, np.sort(values[:600_000])), (merged, truth)):
+            est = np.array(sketch.quantiles(qs))
+            ranks = np.searchsorted(data, est, side="right") / len(data)
+            worst.append(float(np.max(np.abs(ranks - qs))))
+        assert merged.n == 1_000_000
+    assert max(worst) <= KLL_RANK_ERROR_K200
+    assert len(set(worst)) > 1  # the coins differ between runs
+
+
+def test_kernel_rejects_what_is_not_a_kll_sketch():
+    with pytest.raises(ValueError, match="not a serialized KLL"):
+        _kll.update(b"\x02\x01\x07\x01\xc8\x00\x08\x00", np.ones(3), 0)  # family 7
+    good = bytearray(_kll.update(_empty(200), np.arange(1000.0), 0))
+    with pytest.raises(ValueError, match="malformed"):
+        _kll.update(bytes(good[:-8]), np.ones(3), 0)  # one item short
+    with pytest.raises(ValueError, match="float64"):
+        _kll.update(bytes(good), b"abc", 0)

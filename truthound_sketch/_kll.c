@@ -1,0 +1,351 @@
+/*
+ * KLL updates over an array of doubles, in the state and byte layout of Apache
+ * DataSketches' kll_doubles_sketch (truthound_sketch.kll).
+ *
+ *   update(sketch_bytes, values, seed) -> sketch_bytes
+ *
+ * sketch_bytes: a serialized kll_doubles_sketch (empty, single-item or full form);
+ * values: a C-contiguous float64 buffer; seed: 64 random bits.  The values are
+ * added one at a time by DataSketches' own algorithm (kll_sketch::update and
+ * compress_while_updating: the same level capacities, the same compaction
+ * schedule, a fair coin for each compaction's offset), and the result is
+ * serialized as DataSketches does, so DataSketches reads it, merges it and
+ * answers queries from it.  The coins are a splitmix64 stream from the caller's
+ * seed (fresh random bits each call: coins never depend on the values and are
+ * independent between sketches, as KLL's bounds assume).  NaN values are
+ * ignored, as DataSketches does.  The GIL is released while the values are added.
+ *
+ * The values are taken from the last to the first: callers pass sorted runs, so
+ * level zero fills in ascending order and is usually sorted already when it is
+ * compacted.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FAMILY 15
+#define FLAG_EMPTY 1
+#define FLAG_L0_SORTED 2
+#define FLAG_SINGLE 4
+#define MAX_LEVELS 61
+
+typedef struct {
+    uint32_t k, m, min_k;
+    uint64_t n;
+    uint32_t num_levels;
+    uint32_t levels[MAX_LEVELS + 1];
+    double *items; /* capacity levels[num_levels] */
+    double *tmp;   /* sort buffer of tmp_cap items */
+    uint32_t tmp_cap;
+    double min, max;
+    int l0_sorted;
+    uint64_t rng;
+} kll_t;
+
+static const uint64_t POWERS_OF_THREE[31] = {
+    1ULL, 3ULL, 9ULL, 27ULL, 81ULL, 243ULL, 729ULL, 2187ULL, 6561ULL, 19683ULL, 59049ULL, 177147ULL,
+    531441ULL, 1594323ULL, 4782969ULL, 14348907ULL, 43046721ULL, 129140163ULL, 387420489ULL,
+    1162261467ULL, 3486784401ULL, 10460353203ULL, 31381059609ULL, 94143178827ULL, 282429536481ULL,
+    847288609443ULL, 2541865828329ULL, 7625597484987ULL, 22876792454961ULL, 68630377364883ULL,
+    205891132094649ULL,
+};
+
+/* round(k * (2/3)^depth), as kll_helper::int_cap_aux */
+static uint32_t cap_aux_aux(uint32_t k, uint32_t depth) {
+    const uint64_t twok = (uint64_t)k << 1;
+    const uint64_t tmp = (twok << depth) / POWERS_OF_THREE[depth];
+    return (uint32_t)((tmp + 1) >> 1);
+}
+
+static uint32_t cap_aux(uint32_t k, uint32_t depth) {
+    if (depth <= 30) return cap_aux_aux(k, depth);
+    const uint32_t half = depth / 2, rest = depth - half;
+    return cap_aux_aux(cap_aux_aux(k, half), rest);
+}
+
+static uint32_t level_capacity(uint32_t k, uint32_t num_levels, uint32_t height, uint32_t m) {
+    const uint32_t c = cap_aux(k, num_levels - height - 1);
+    return c > m ? c : m;
+}
+
+static uint32_t total_capacity(uint32_t k, uint32_t m, uint32_t num_levels) {
+    uint32_t total = 0;
+    for (uint32_t h = 0; h < num_levels; h++) total += level_capacity(k, num_levels, h, m);
+    return total;
+}
+
+static inline uint32_t coin(kll_t *s) {
+    uint64_t z = (s->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (uint32_t)((z ^ (z >> 31)) >> 63);
+}
+
+/* 0 on failure (no memory) */
+static int sort_doubles(kll_t *s, double *a, uint32_t n) {
+    uint32_t i = 1;
+    while (i < n && a[i - 1] <= a[i]) i++;
+    if (i >= n) return 1; /* sorted already (the usual case) */
+    if (n <= 32) {
+        for (i = 1; i < n; i++) {
+            const double v = a[i];
+            uint32_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return 1;
+    }
+    if (s->tmp_cap < n) { /* bottom-up merge sort through s->tmp */
+        PyMem_RawFree(s->tmp);
+        s->tmp = PyMem_RawMalloc((size_t)n * sizeof(double));
+        s->tmp_cap = s->tmp != NULL ? n : 0;
+        if (s->tmp == NULL) return 0;
+    }
+    double *src = a, *dst = s->tmp;
+    for (uint32_t w = 1; w < n; w *= 2) {
+        for (uint32_t lo = 0; lo < n; lo += 2 * w) {
+            const uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            uint32_t x = lo, y = mid, o = lo;
+            while (x < mid && y < hi) dst[o++] = src[y] < src[x] ? src[y++] : src[x++];
+            while (x < mid) dst[o++] = src[x++];
+            while (y < hi) dst[o++] = src[y++];
+        }
+        double *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof(double));
+    return 1;
+}
+
+/* kll_sketch::add_empty_top_level_to_completely_full_sketch; 0 on failure (no memory) */
+static int add_top_level(kll_t *s) {
+    const uint32_t cur = s->levels[s->num_levels];
+    const uint32_t delta = level_capacity(s->k, s->num_levels + 1, 0, s->m);
+    double *grown = PyMem_RawMalloc((size_t)(cur + delta) * sizeof(double));
+    if (grown == NULL) return 0;
+    memcpy(grown + delta, s->items, (size_t)cur * sizeof(double));
+    PyMem_RawFree(s->items);
+    s->items = grown;
+    for (uint32_t i = 0; i <= s->num_levels; i++) s->levels[i] += delta;
+    s->num_levels++;
+    s->levels[s->num_levels] = cur + delta;
+    return 1;
+}
+
+/* kll_sketch::compress_while_updating; 0 on failure */
+static int compress(kll_t *s) {
+    uint32_t level = 0;
+    for (;; level++) {
+        if (s->levels[level + 1] - s->levels[level] >= level_capacity(s->k, s->num_levels, level, s->m)) break;
+    }
+    if (level == s->num_levels - 1) {
+        if (s->num_levels == MAX_LEVELS || !add_top_level(s)) return 0;
+    }
+    double *items = s->items;
+    const uint32_t raw_beg = s->levels[level], raw_lim = s->levels[level + 1];
+    const uint32_t pop_above = s->levels[level + 2] - raw_lim, raw_pop = raw_lim - raw_beg;
+    const int odd = raw_pop & 1;
+    const uint32_t adj_beg = odd ? raw_beg + 1 : raw_beg, adj_pop = odd ? raw_pop - 1 : raw_pop;
+    const uint32_t half = adj_pop / 2;
+    if (level == 0 && !s->l0_sorted && !sort_doubles(s, items + adj_beg, adj_pop)) return 0;
+    const uint32_t offset = coin(s);
+    if (pop_above == 0) { /* randomly_halve_up */
+        uint32_t j = adj_beg + adj_pop - 1 - offset;
+        for (uint32_t i = adj_beg + adj_pop; i-- > adj_beg + half; j -= 2) items[i] = items[j];
+    } else { /* randomly_halve_down, then merge with the level above */
+        for (uint32_t i = 0; i < half; i++) items[adj_beg + i] = items[adj_beg + offset + 2 * i];
+        uint32_t a = adj_beg, b = raw_lim;
+        const uint32_t lim_a = adj_beg + half, lim_b = raw_lim + pop_above, lim_c = lim_a + half + pop_above;
+        for (uint32_t c = lim_a; c < lim_c; c++) {
+            if (a == lim_a) {
+                items[c] = items[b++];
+            } else if (b == lim_b || items[a] < items[b]) {
+                items[c] = items[a++];
+            } else {
+                items[c] = items[b++];
+            }
+        }
+    }
+    s->levels[level + 1] -= half;
+    if (odd) {
+        s->levels[level] = s->levels[level + 1] - 1;
+        if (s->levels[level] != raw_beg) items[s->levels[level]] = items[raw_beg];
+    } else {
+        s->levels[level] = s->levels[level + 1];
+    }
+    if (level > 0) {
+        const uint32_t amount = raw_beg - s->levels[0];
+        memmove(items + s->levels[0] + half, items + s->levels[0], (size_t)amount * sizeof(double));
+        for (uint32_t l = 0; l < level; l++) s->levels[l] += half;
+    }
+    return 1;
+}
+
+static inline uint16_t rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Parse serialized bytes into s (items allocated); -1 with a Python error set */
+static int parse(kll_t *s, const uint8_t *b, Py_ssize_t len) {
+    memset(s, 0, sizeof(*s));
+    if (len < 8 || b[2] != FAMILY) {
+        PyErr_SetString(PyExc_ValueError, "sketch: not a serialized KLL sketch");
+        return -1;
+    }
+    const uint8_t pre = b[0], ver = b[1], flags = b[3];
+    s->k = rd16(b + 4);
+    s->m = b[6];
+    if (s->k < 8 || s->m < 2 || s->m > s->k) {
+        PyErr_Format(PyExc_ValueError, "sketch: bad k (%u) or m (%u)", s->k, s->m);
+        return -1;
+    }
+    s->min_k = s->k;
+    if (flags & FLAG_EMPTY) {
+        if (pre != 2 || ver != 1) goto bad;
+        s->num_levels = 1;
+        s->levels[0] = s->levels[1] = s->k;
+    } else if (flags & FLAG_SINGLE) {
+        if (pre != 2 || ver != 2 || len != 16) goto bad;
+        s->n = 1;
+        s->num_levels = 1;
+        s->levels[0] = s->k - 1;
+        s->levels[1] = s->k;
+    } else {
+        if (pre != 5 || ver != 1 || len < 20) goto bad;
+        memcpy(&s->n, b + 8, 8);
+        s->min_k = rd16(b + 16);
+        s->num_levels = b[18];
+        if (s->num_levels < 1 || s->num_levels > MAX_LEVELS || len < 20 + 4 * (Py_ssize_t)s->num_levels + 16) goto bad;
+        for (uint32_t i = 0; i < s->num_levels; i++) s->levels[i] = rd32(b + 20 + 4 * i);
+        s->levels[s->num_levels] = total_capacity(s->k, s->m, s->num_levels);
+        for (uint32_t i = 0; i < s->num_levels; i++) {
+            if (s->levels[i] > s->levels[i + 1]) goto bad;
+        }
+        const Py_ssize_t at = 20 + 4 * (Py_ssize_t)s->num_levels;
+        memcpy(&s->min, b + at, 8);
+        memcpy(&s->max, b + at + 8, 8);
+        if (len != at + 16 + 8 * (Py_ssize_t)(s->levels[s->num_levels] - s->levels[0])) goto bad;
+        s->l0_sorted = (flags & FLAG_L0_SORTED) != 0;
+    }
+    s->items = PyMem_RawMalloc((size_t)s->levels[s->num_levels] * sizeof(double));
+    if (s->items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (s->n == 1) {
+        memcpy(&s->items[s->k - 1], b + 8, 8);
+        s->min = s->max = s->items[s->k - 1];
+    } else if (s->n > 1) {
+        const Py_ssize_t at = 20 + 4 * (Py_ssize_t)s->num_levels + 16;
+        memcpy(s->items + s->levels[0], b + at, 8 * (size_t)(s->levels[s->num_levels] - s->levels[0]));
+    }
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "sketch: malformed or unsupported KLL sketch bytes");
+    return -1;
+}
+
+static PyObject *serialize(const kll_t *s) {
+    const uint32_t retained = s->levels[s->num_levels] - s->levels[0];
+    const int empty = s->n == 0, single = s->n == 1;
+    const Py_ssize_t size = empty ? 8 : single ? 16 : 20 + 4 * (Py_ssize_t)s->num_levels + 16 + 8 * (Py_ssize_t)retained;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) return NULL;
+    uint8_t *b = (uint8_t *)PyBytes_AS_STRING(out);
+    memset(b, 0, (size_t)size);
+    b[0] = empty || single ? 2 : 5;
+    b[1] = single ? 2 : 1;
+    b[2] = FAMILY;
+    b[3] = (uint8_t)((empty ? FLAG_EMPTY : 0) | (s->l0_sorted ? FLAG_L0_SORTED : 0) | (single ? FLAG_SINGLE : 0));
+    const uint16_t k = (uint16_t)s->k, min_k = (uint16_t)s->min_k;
+    memcpy(b + 4, &k, 2);
+    b[6] = (uint8_t)s->m;
+    if (empty) return out;
+    if (single) {
+        memcpy(b + 8, &s->items[s->levels[0]], 8);
+        return out;
+    }
+    memcpy(b + 8, &s->n, 8);
+    memcpy(b + 16, &min_k, 2);
+    b[18] = (uint8_t)s->num_levels;
+    for (uint32_t i = 0; i < s->num_levels; i++) memcpy(b + 20 + 4 * i, &s->levels[i], 4);
+    const Py_ssize_t at = 20 + 4 * (Py_ssize_t)s->num_levels;
+    memcpy(b + at, &s->min, 8);
+    memcpy(b + at + 8, &s->max, 8);
+    memcpy(b + at + 16, s->items + s->levels[0], 8 * (size_t)retained);
+    return out;
+}
+
+static PyObject *py_update(PyObject *self, PyObject *args) {
+    Py_buffer sb, vb;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "y*y*K", &sb, &vb, &seed)) return NULL;
+    PyObject *result = NULL;
+    kll_t s;
+    if (vb.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "values: expected float64 items");
+        goto done;
+    }
+    if (parse(&s, (const uint8_t *)sb.buf, sb.len) < 0) goto done;
+    const double *values = (const double *)vb.buf;
+    const Py_ssize_t count = vb.len / 8;
+    int ok = 1;
+    s.rng = (uint64_t)seed;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = count; i-- > 0;) {
+        const double v = values[i];
+        if (isnan(v)) continue;
+        if (s.n == 0) {
+            s.min = s.max = v;
+        } else {
+            if (v < s.min) s.min = v;
+            if (v > s.max) s.max = v;
+        }
+        if (s.levels[0] == 0 && !compress(&s)) {
+            ok = 0;
+            break;
+        }
+        s.n++;
+        s.l0_sorted = 0;
+        s.items[--s.levels[0]] = v;
+    }
+    Py_END_ALLOW_THREADS
+    if (ok) {
+        result = serialize(&s);
+    } else {
+        PyErr_SetString(PyExc_MemoryError, "KLL sketch: cannot grow");
+    }
+    PyMem_RawFree(s.items);
+    PyMem_RawFree(s.tmp);
+done:
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&vb);
+    return result;
+}
+
+static PyMethodDef kll_methods[] = {
+    {"update", py_update, METH_VARARGS,
+     "update(sketch_bytes, values, seed) -> sketch_bytes: add float64 values to a serialized KLL doubles sketch."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef kll_module = {
+    PyModuleDef_HEAD_INIT, "truthound_sketch._kll",
+    "KLL updates in DataSketches' state and byte layout.", -1, kll_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__kll(void) {
+    return PyModule_Create(&kll_module);
+}
