@@ -70,7 +70,8 @@ def test_heavy_rows_kernel_rejects_bad_input():
 
 @settings(max_examples=80, deadline=None)
 @given(ints=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=20), spread=st.integers(0, 5000),
-       n=st.integers(1024, 4000), kind=st.sampled_from(["i8", "i64", "u64", "date", "datetime", "time", "decimal"]),
+       n=st.integers(1024, 4000),
+       kind=st.sampled_from(["i8", "u16", "i64", "u64", "u64-low", "date", "datetime", "time", "decimal"]),
        seed=st.integers(0, 2**32 - 1))  # fmt: skip
 def test_dense_value_counts_equal_hashed_counts(ints, spread, n, kind, seed):
     rng = np.random.default_rng(seed)
@@ -78,8 +79,12 @@ def test_dense_value_counts_equal_hashed_counts(ints, spread, n, kind, seed):
     raw = base + rng.integers(0, spread + 1, n)
     if kind == "i8":
         s = pl.Series("v", (raw % 200) - 100).cast(pl.Int8)
-    elif kind == "u64":
+    elif kind == "u16":
+        s = pl.Series("v", (raw % 60_000).astype(np.uint16))
+    elif kind == "u64":  # above 2**63: polars counts
         s = pl.Series("v", (raw - raw.min()).astype(np.uint64) + np.uint64(2**63 + 7))
+    elif kind == "u64-low":
+        s = pl.Series("v", (raw - raw.min()).astype(np.uint64) + np.uint64(2**62))
     elif kind == "date":
         s = pl.Series("v", (raw % 100_000)).cast(pl.Int32).cast(pl.Date)
     elif kind == "datetime":
@@ -114,6 +119,18 @@ def test_string_value_counts_equal_hashed_counts(pool, n, seed, limit):
     want = s.slice(3).value_counts(name="count").rename({"v": "value"}).sort("value")
     assert got["value"].equals(want["value"])
     assert got["count"].cast(pl.Int64).to_list() == want["count"].cast(pl.Int64).to_list()
+
+
+def test_dense_count_kernel_edges():
+    lo, raw = _hashcount.dense_counts(np.array([-3, 2, 2, -3, -3], dtype=np.int32), 10)
+    assert (lo, np.frombuffer(raw, dtype=np.uint64).tolist()) == (-3, [3, 0, 0, 0, 0, 2])
+    assert _hashcount.dense_counts(np.array([0, 10], dtype=np.int64), 10) is None  # spans 11 values
+    assert _hashcount.dense_counts(np.array([-(2**63), 2**63 - 1], dtype=np.int64), 1 << 22) is None
+    assert _hashcount.dense_counts(np.array([], dtype=np.int64), 10) is None
+    with pytest.raises(ValueError, match="format d"):
+        _hashcount.dense_counts(np.ones(3), 10)
+    with pytest.raises(ValueError, match="unsigned ones below 2"):
+        _hashcount.dense_counts(np.ones(3, dtype=np.uint64), 10)
 
 
 def test_string_count_kernel_rejects_views_outside_their_buffers():

@@ -416,9 +416,80 @@ done:
     return result;
 }
 
+/* ---- histograms of narrow-range integers ---------------------------------------------------- */
+
+#define DENSE_LOOP(T)                                                                               \
+    do {                                                                                            \
+        const T *a = (const T *)v.buf;                                                              \
+        T mn = a[0], mx = a[0];                                                                     \
+        for (Py_ssize_t i = 1; i < n; i++) {                                                        \
+            mn = a[i] < mn ? a[i] : mn;                                                             \
+            mx = a[i] > mx ? a[i] : mx;                                                             \
+        }                                                                                           \
+        lo = (int64_t)mn;                                                                           \
+        span = (uint64_t)(int64_t)mx - (uint64_t)(int64_t)mn + 1; /* 0: all 2^64 values */          \
+        if (span != 0 && span <= (uint64_t)limit) {                                                 \
+            hist = PyMem_RawCalloc((size_t)span, sizeof(uint64_t));                                 \
+            if (hist != NULL)                                                                       \
+                for (Py_ssize_t i = 0; i < n; i++) hist[(uint64_t)((int64_t)a[i] - lo)]++;          \
+        }                                                                                           \
+    } while (0)
+
+static PyObject *py_dense_counts(PyObject *self, PyObject *args) {
+    PyObject *v_obj;
+    Py_ssize_t limit;
+    Py_buffer v;
+    if (!PyArg_ParseTuple(args, "On", &v_obj, &limit)) return NULL;
+    if (limit < 1 || limit > MAX_COUNT_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "limit must be in [1, %d], got %zd", MAX_COUNT_LIMIT, limit);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(v_obj, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    const char *f = v.format ? v.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    const char fmt = *f;
+    const Py_ssize_t n = v.itemsize ? v.len / v.itemsize : 0;
+    if (strchr("qlihbIHB", fmt) == NULL || f[1] != '\0' || (fmt == 'l' && v.itemsize != 8)) {
+        PyErr_Format(PyExc_ValueError, "values: expected signed integers or unsigned ones below 2^32, got format %s", v.format);
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    if (n == 0) {
+        PyBuffer_Release(&v);
+        return Py_NewRef(Py_None);
+    }
+    int64_t lo = 0;
+    uint64_t span = 0, *hist = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    switch (fmt) {
+    case 'q': case 'l': DENSE_LOOP(int64_t); break;
+    case 'i': DENSE_LOOP(int32_t); break;
+    case 'I': DENSE_LOOP(uint32_t); break;
+    case 'h': DENSE_LOOP(int16_t); break;
+    case 'H': DENSE_LOOP(uint16_t); break;
+    case 'b': DENSE_LOOP(int8_t); break;
+    default: DENSE_LOOP(uint8_t); break;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result;
+    if (span == 0 || span > (uint64_t)limit) {
+        result = Py_NewRef(Py_None);
+    } else if (hist == NULL) {
+        result = PyErr_NoMemory();
+    } else {
+        result = Py_BuildValue("(Ly#)", (long long)lo, (const char *)hist, (Py_ssize_t)(span * sizeof(uint64_t)));
+    }
+    PyMem_RawFree(hist);
+    PyBuffer_Release(&v);
+    return result;
+}
+
 static PyMethodDef hashcount_methods[] = {
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
+    {"dense_counts", py_dense_counts, METH_VARARGS,
+     "dense_counts(values, limit) -> (lo, counts) or None: counts (uint64 bytes) of lo, lo+1, ... of an integer "
+     "array spanning at most limit values; None when it spans more (or is empty)."},
     {"heavy_rows", py_heavy_rows, METH_VARARGS,
      "heavy_rows(hashes, k, floor) -> (kth, floor, rows): the k-th largest hash multiplicity, and the rows "
      "whose hash occurs more than floor times (floor < 0: max(kth - 1, 1))."},

@@ -136,8 +136,10 @@ def _string_counts(values: pl.Series) -> pl.DataFrame | None:
     return pl.DataFrame({"value": distinct, "count": pl.Series(np.frombuffer(counts, dtype=np.uint64), dtype=pl.UInt64)})
 
 
-#: integer-like values spanning at most this many (or the batch's length) are counted by ``bincount``
+#: integer-like values spanning at most this many (or the batch's length, up to ``_DENSE_MOST``) are
+#: counted in a histogram by the C kernel
 _DENSE_SPAN = 1 << 16
+_DENSE_MOST = 1 << 22
 
 
 def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
@@ -155,13 +157,17 @@ def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
             return None
         phys = phys.cast(pl.Int64)
     arr = phys.to_numpy()
-    lo, hi = int(arr.min()), int(arr.max())
-    if hi - lo >= max(_DENSE_SPAN, len(arr)):
+    if arr.dtype == np.uint64:
+        if arr.max() >= 1 << 63:
+            return None
+        arr = arr.view(np.int64)
+    found = _hashcount.dense_counts(arr, min(max(_DENSE_SPAN, len(arr)), _DENSE_MOST))
+    if found is None:
         return None
-    wide = np.uint64 if arr.dtype.kind == "u" else np.int64  # offsets below the span, no overflow
-    hist = np.bincount((arr.astype(wide, copy=False) - wide(lo)).astype(np.intp, copy=False))
+    lo, raw = found
+    hist = np.frombuffer(raw, dtype=np.uint64)
     present = np.flatnonzero(hist)
-    ints = pl.Series("value", present.astype(wide) + wide(lo))
+    ints = pl.Series("value", present.astype(np.int64) + lo)
     if decimal:  # the physical integers are the values times 10**scale: divide back, exactly
         out = (ints.cast(pl.Decimal(38, dtype.scale)) / 10**dtype.scale).cast(dtype)
     else:
