@@ -355,6 +355,27 @@ def test_malformed_records_raise_profile_format_error(kind: str, threshold: int,
     part.merge(part).finalize()
 
 
+@pytest.mark.parametrize(("kind", "field", "junk", "says"), [
+    ("int64", "max", ["s", "3"], "holds a str"),
+    ("string", "min", ["i", "3"], "holds a int"),
+    ("float64", "min", ["f", (1e300).hex()], "not a range"),
+])  # fmt: skip
+def test_range_of_the_wrong_type_or_order_is_refused(kind: str, field: str, junk: list, says: str) -> None:
+    import json
+    import struct
+
+    from truthound_sketch import ProfileFormatError
+
+    values = {"int64": [1, 5], "string": ["a", "b"], "float64": [1.0, 2.0]}[kind]
+    body = col_partial(series_of(kind, values), 0).to_bytes()[20:]
+    (hlen,) = struct.unpack_from("<I", body)
+    header = json.loads(body[4 : 4 + hlen])
+    header[field] = junk
+    head = json.dumps(header).encode()
+    with pytest.raises(ProfileFormatError, match=says):
+        ColumnPartial.from_bytes(_reframe(struct.pack("<I", len(head)) + head + body[4 + hlen :]))
+
+
 def test_value_table_of_wrong_type_is_refused() -> None:
     import io
 

@@ -111,6 +111,22 @@ def _dec(v: Any, field: str) -> Any:
         raise ProfileFormatError(f"field {field!r} holds {v!r}, which is not an encoded scalar") from None
 
 
+def _check_range(col: Any) -> None:
+    """A column's min and max: both or neither, of the type its kind produces, in order."""
+    from .kinds import Kind
+
+    want = {Kind.FLOAT: float, Kind.DECIMAL: Decimal, Kind.STRING: str, Kind.BOOLEAN: bool}.get(
+        col.kind, int if col.kind is Kind.INTEGER or col.kind.temporal else None
+    )
+    for field, v in (("min", col.min), ("max", col.max)):
+        if v is not None and type(v) is not want:
+            raise ProfileFormatError(
+                f"field '{col.name}.{field}' holds a {type(v).__name__}, which a {col.kind.value} column never has"
+            )
+    if (col.min is None) != (col.max is None) or (col.min is not None and col.min > col.max):
+        raise ProfileFormatError(f"fields '{col.name}.min' and '{col.name}.max' ({col.min!r}, {col.max!r}) are not a range")
+
+
 def _ipc(df: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.write_ipc_stream(buf, compression="uncompressed")
@@ -187,6 +203,7 @@ def decode_column(data: bytes):
             setattr(col, key, int(h[key]))
         col.moments = _moments(h["moments"])
         col.min, col.max = _dec(h["min"], f"{name}.min"), _dec(h["max"], f"{name}.max")
+        _check_range(col)
         col.has_empty = bool(h["has_empty"])
         col.values = _counts_table(blobs["values"], f"{name}.values", col) if "values" in blobs else None
         if "kll" in blobs:

@@ -169,13 +169,27 @@ class ColumnPartial:
     # -- update ---------------------------------------------------------------------------
     def update(self, series: pl.Series) -> "ColumnPartial":
         """Add a batch of this column's values (vectorized); returns self."""
+        self.sketch_if_wide(series)
         frame = series.rename(self.name).to_frame()
         row = frame.select(stat_exprs(0, self.name, self.dtype, self.exact)).row(0, named=True)
         self.absorb({k.split(":", 1)[1]: v for k, v in row.items()}, frame.get_column(self.name))
         return self
 
+    def sketch_if_wide(self, series: pl.Series) -> None:
+        """Before the first batch is counted: leave exact mode at once when the batch's head alone
+        has more than ``exact_threshold`` distinct values.  (Later batches are counted: a column
+        that outgrows the threshold costs one batch's counts.)  Called before the batch's
+        aggregates are chosen, since exact and sketched columns aggregate differently."""
+        if (self.values is None or self.values.height or not self.kind.valued
+                or len(series) <= self.exact_threshold):  # fmt: skip
+            return
+        head = series.slice(0, 2 * self.exact_threshold + 1).drop_nulls()
+        if head.n_unique() > self.exact_threshold:
+            self._start_sketches()
+
     def absorb(self, stats: dict[str, Any], series: pl.Series) -> None:
-        """Fold one batch in, given its aggregates from :func:`stat_exprs` and its values."""
+        """Fold one batch in, given its aggregates from :func:`stat_exprs` and its values
+        (after :meth:`sketch_if_wide`)."""
         n_rows = len(series)
         if not n_rows:
             return
@@ -193,12 +207,6 @@ class ColumnPartial:
         values = series.drop_nulls() if nulls else series
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
-        if self.values is not None and not self.values.height and len(values) > self.exact_threshold:
-            # a first batch whose head alone has too many distinct values is sketched at once (later
-            # batches are counted: a column that outgrows the threshold costs one batch's counts)
-            head = values.slice(0, 2 * self.exact_threshold + 1)
-            if head.n_unique() > self.exact_threshold:
-                self._start_sketches()
         counts = value_counts(values) if self.values is not None else None
         if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True))
             stats = counts_stats(counts, kind) if counts is not None else value_stats(values)

@@ -77,6 +77,7 @@ class TablePartial:
                     self.columns[name] = col = col.merge(ColumnPartial.zero(name, dtype, **self.params))
                 if col.dtype != dtype and col.kind.name != "NULL":
                     df = df.with_columns(pl.col(name).cast(col.dtype))
+            col.sketch_if_wide(df.get_column(name))
             exprs += stat_exprs(i, name, col.dtype, col.exact)
             names.append(name)
         row = df.select(exprs).row(0)
