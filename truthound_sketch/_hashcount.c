@@ -18,8 +18,10 @@
  * `floor` times, whatever collisions there are.
  *
  * The rows are radix-partitioned by the top bits of their (mixed) hash, and each
- * partition is counted in an open-addressing table of twice its size (linear
- * probing, keyed by the full 64 bits), small enough to stay in cache.
+ * partition is counted in an open-addressing table of eight times its size
+ * (linear probing, keyed by the full 64 bits), small enough to stay in cache and
+ * sparse enough that most probes end at the first slot (fewer mispredicted
+ * branches: 7.8 -> 6 ns a row on 262,144 distinct hashes, measured).
  *
  * 2. Exact counts of strings in the Arrow string-view layout:
  *
@@ -154,7 +156,7 @@ static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
         start[p + 1] += start[p];
     }
     size_t cap = 16;
-    while (cap < 2 * largest) cap <<= 1;
+    while (cap < 8 * largest) cap <<= 1;
     const size_t bytes = carve_size(rows, 8) + 3 * carve_size(rows, 4) + carve_size(HIST_CAP + 1, 4) +
                          carve_size(nbig, 4) + carve_size(cap, 8) + carve_size(cap, 4) +
                          2 * carve_size(largest ? largest : 1, 4);
@@ -189,7 +191,7 @@ static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
     for (size_t p = 0; p < parts; p++) {
         const size_t hi = start[p], size = hi - lo; /* start[p] is now the end of p */
         size_t pcap = 16, d = 0;
-        while (pcap < 2 * size) pcap <<= 1;
+        while (pcap < 8 * size) pcap <<= 1;
         const size_t mask = pcap - 1;
         const uint64_t *pk = pkeys + lo;
         for (size_t j = 0; j < size; j++) {
