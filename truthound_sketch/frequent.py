@@ -66,9 +66,9 @@ class FrequentItems:
             if len(rows) > len(values) // 2:
                 return cls.from_counts(value_counts(values), capacity)
             counts = value_counts(values.gather(rows))
-            above = counts.filter(pl.col("count") > floor)
-            if above.height >= k:
-                cut = int(above["count"].top_k(k).min())
+            c = counts["count"].to_numpy()
+            if np.count_nonzero(c > floor) >= k:  # the k largest counts are all above the floor
+                cut = int(np.partition(c, len(c) - k)[len(c) - k])
                 break
             if floor == 1:
                 # rows with a hash of their own hold values seen once: with those, more than k values?
@@ -78,7 +78,7 @@ class FrequentItems:
                 break
             floor = max(floor // 2, 1)
             found = _hashcount.heavy_rows(hashes, k, floor)[2]
-        table = above.filter(pl.col("count") > cut).with_columns(pl.col("count") - cut)
+        table = counts.filter(pl.Series(c > cut)).with_columns(pl.col("count") - cut)
         return cls(table, cut, capacity)
 
     def merge(self, other: "FrequentItems") -> "FrequentItems":
