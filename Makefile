@@ -8,7 +8,10 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: setup java demo test bench clean
 
+# bytecode for the package's own modules, as a wheel install would have (an editable install run
+# with PYTHONDONTWRITEBYTECODE=1 otherwise compiles them in every process it starts)
 setup: $(VENV)/.installed
+	$(BIN)/python -m compileall -q truthound_sketch shims >/dev/null
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
