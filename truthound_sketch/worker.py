@@ -7,6 +7,7 @@ byte, a JSON header (rows, seconds, pid, or the error) and the partial's bytes. 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import struct
@@ -50,6 +51,7 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by libraries goes to stderr, not into the protocol
     inp = sys.stdin.buffer
+    gc.disable()  # the first slice imports polars, numpy and DataSketches: no collections meanwhile
     while True:
         frame = read_frame(inp)
         if frame is None:  # no more requests: everything is written; skip the interpreter's teardown
@@ -62,6 +64,9 @@ def main() -> None:
         except Exception as exc:
             head = json.dumps({"error": str(exc) or type(exc).__name__, "type": type(exc).__name__}).encode()
             write_frame(out, b"E", struct.pack("<I", len(head)), head)
+        if not gc.isenabled():  # imports done: their objects are frozen out of later collections
+            gc.freeze()
+            gc.enable()
 
 
 if __name__ == "__main__":
