@@ -133,11 +133,30 @@ def test_dense_count_kernel_edges():
         _hashcount.dense_counts(np.ones(3, dtype=np.uint64), 10)
 
 
+@settings(max_examples=80, deadline=None)
+@given(pool=st.lists(st.text(max_size=20) | st.sampled_from(["ab", "ab\x00", "ab\x00x", "abcd", "abcdefghijklmn",
+                                                              "abcdefghijklmo", "é", "ée", "\U0001f600"]),
+                     min_size=1, max_size=40),
+       n=st.integers(1, 500), seed=st.integers(0, 2**32 - 1))  # fmt: skip
+def test_string_stats_kernel_equals_polars(pool, n, seed):
+    """Range in byte order and lengths in characters: inline and long strings, common prefixes,
+    NUL characters, multi-byte UTF-8, the empty string; a batch that starts at an offset."""
+    from truthound_sketch.views import string_stats
+
+    rng = np.random.default_rng(seed)
+    s = pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2)
+    lo, hi, lengths = string_stats(s)
+    assert (lo, hi) == (s.min(), s.max())
+    assert lengths.tolist() == s.str.len_chars().to_list()
+
+
 def test_string_count_kernel_rejects_views_outside_their_buffers():
     views = np.zeros(32, np.uint8)
     views[16:20] = np.frombuffer(np.int32(40).tobytes(), np.uint8)  # 40 bytes in buffer 0 at offset 0
     with pytest.raises(ValueError, match="row 1 points outside"):
         _hashcount.count_views(views, [b"short"], 10)
+    with pytest.raises(ValueError, match="row 1 points outside"):
+        _hashcount.string_stats(views, [b"short"])
 
 
 def test_string_and_dense_counts_take_the_kernel_paths():

@@ -38,6 +38,12 @@
  *
  * Both release the GIL while they count, and work in one block of scratch memory
  * kept between calls (a call that finds it in use allocates its own).
+ *
+ * 3. string_stats(views, data) -> (min_row, max_row, lengths): the range and the
+ *    lengths in characters of a string-view column without nulls, in one pass.
+ *
+ * 4. dense_counts(values, limit) -> (lo, counts) or None: a histogram of integers
+ *    spanning at most `limit` values.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -289,36 +295,65 @@ static inline uint64_t bytes_hash(const uint8_t *p, uint32_t len) {
     return mix((h ^ w) * 0xc4ceb9fe1a85ec53ULL);
 }
 
+/* A string-view column: its 16-byte views and its data buffers, held for a call. */
+typedef struct {
+    Py_buffer v, *bufs;
+    Py_ssize_t n, nbufs, got;
+    PyObject *seq;
+} views_t;
+
+static void views_release(views_t *c) {
+    if (c->v.obj != NULL) PyBuffer_Release(&c->v);
+    for (Py_ssize_t j = 0; j < c->got; j++) PyBuffer_Release(&c->bufs[j]);
+    PyMem_Free(c->bufs);
+    Py_XDECREF(c->seq);
+}
+
+/* 0, or -1 with a Python error set (and nothing held) */
+static int views_get(views_t *c, PyObject *v_obj, PyObject *d_obj) {
+    memset(c, 0, sizeof(*c));
+    c->seq = PySequence_Fast(d_obj, "data must be a list of buffers");
+    if (c->seq == NULL) return -1;
+    c->nbufs = PySequence_Fast_GET_SIZE(c->seq);
+    c->bufs = PyMem_Calloc(c->nbufs ? c->nbufs : 1, sizeof(Py_buffer));
+    if (c->bufs == NULL) {
+        PyErr_NoMemory();
+        views_release(c);
+        return -1;
+    }
+    for (; c->got < c->nbufs; c->got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(c->seq, c->got), &c->bufs[c->got], PyBUF_SIMPLE) < 0) {
+            views_release(c);
+            return -1;
+        }
+    }
+    if (get_buffer(v_obj, &c->v, 0, 1, "views (uint8)") < 0) {
+        c->v.obj = NULL;
+        views_release(c);
+        return -1;
+    }
+    c->n = c->v.len / 16;
+    if (c->v.len % 16 != 0 || c->n >= (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "views: expected 16 bytes a row, below 2^32 rows");
+        views_release(c);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_count_views(PyObject *self, PyObject *args) {
     PyObject *v_obj, *d_obj;
     Py_ssize_t limit;
-    Py_buffer v;
     if (!PyArg_ParseTuple(args, "OOn", &v_obj, &d_obj, &limit)) return NULL;
     if (limit < 1 || limit > MAX_COUNT_LIMIT) {
         PyErr_Format(PyExc_ValueError, "limit must be in [1, %d], got %zd", MAX_COUNT_LIMIT, limit);
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(d_obj, "data must be a list of buffers");
-    if (seq == NULL) return NULL;
-    const Py_ssize_t nbufs = PySequence_Fast_GET_SIZE(seq);
-    Py_buffer *bufs = PyMem_Calloc(nbufs ? nbufs : 1, sizeof(Py_buffer));
-    if (bufs == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
-    Py_ssize_t got = 0;
-    for (; got < nbufs; got++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &bufs[got], PyBUF_SIMPLE) < 0) break;
-    }
+    views_t col;
+    if (views_get(&col, v_obj, d_obj) < 0) return NULL;
+    const Py_ssize_t n = col.n, nbufs = col.nbufs;
+    const Py_buffer *bufs = col.bufs;
     PyObject *result = NULL;
-    if (got < nbufs) goto done;
-    if (get_buffer(v_obj, &v, 0, 1, "views (uint8)") < 0) goto done;
-    const Py_ssize_t n = v.len / 16;
-    if (v.len % 16 != 0 || n >= (Py_ssize_t)UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "views: expected 16 bytes a row, below 2^32 rows");
-        PyBuffer_Release(&v);
-        goto done;
-    }
     /* The table holds distinct ids + 1 (0: empty) and doubles whenever it is half full, so a
      * batch of few distinct strings touches little memory. */
     const size_t most = (size_t)(limit < n ? limit : (n ? n : 1));
@@ -334,7 +369,7 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
         uint64_t *hashes = carve(&at, most, 8); /* by distinct id */
         uint64_t *counts = carve(&at, most, 8);
         uint32_t *firsts = carve(&at, most, 4);
-        const uint8_t *views = (const uint8_t *)v.buf;
+        const uint8_t *views = (const uint8_t *)col.v.buf;
         size_t cap = 64, mask = cap - 1;
         Py_ssize_t distinct = 0, bad = -1;
         int over = 0;
@@ -410,11 +445,125 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
         }
         scratch_give(block, own);
     }
-    PyBuffer_Release(&v);
-done:
-    for (Py_ssize_t j = 0; j < got; j++) PyBuffer_Release(&bufs[j]);
-    PyMem_Free(bufs);
-    Py_DECREF(seq);
+    views_release(&col);
+    return result;
+}
+
+/* -1, 0 or 1 as a < b, a == b, a > b in byte order (a shorter string first on a common prefix);
+ * the views' 4-byte prefixes decide most pairs */
+static inline int str_cmp(const uint8_t *va, const str_ref *a, const uint8_t *vb, const str_ref *b) {
+    if (a->len <= 12 && b->len <= 12) { /* both inline, zero-padded: 12 bytes as two words, then the lengths */
+        uint64_t xa, xb;
+        uint32_t ya, yb;
+        memcpy(&xa, va + 4, 8);
+        memcpy(&xb, vb + 4, 8);
+        if (xa != xb) return __builtin_bswap64(xa) < __builtin_bswap64(xb) ? -1 : 1;
+        memcpy(&ya, va + 12, 4);
+        memcpy(&yb, vb + 12, 4);
+        if (ya != yb) return __builtin_bswap32(ya) < __builtin_bswap32(yb) ? -1 : 1;
+        return a->len < b->len ? -1 : a->len > b->len;
+    }
+    uint32_t pa, pb;
+    memcpy(&pa, va + 4, 4);
+    memcpy(&pb, vb + 4, 4);
+    if (pa != pb) return __builtin_bswap32(pa) < __builtin_bswap32(pb) ? -1 : 1;
+    const uint32_t m = a->len < b->len ? a->len : b->len;
+    const int c = memcmp(a->ptr, b->ptr, m);
+    if (c != 0) return c < 0 ? -1 : 1;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static inline uint32_t utf8_chars(const uint8_t *p, uint32_t len) {
+    uint32_t cont = 0, i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ULL) { /* count the continuation bytes 10xxxxxx */
+            const uint64_t hi = w & 0x8080808080808080ULL, not6 = ~w & 0x4040404040404040ULL;
+            cont += (uint32_t)__builtin_popcountll(hi & (not6 << 1));
+        }
+    }
+    for (; i < len; i++) cont += (p[i] & 0xC0) == 0x80;
+    return len - cont;
+}
+
+/* whether no byte of the column (data buffers, and the strings inlined in views) is above 0x7f:
+ * then every string's length in characters is its length in bytes */
+static int all_ascii(const views_t *c) {
+    uint64_t any = 0;
+    for (Py_ssize_t b = 0; b < c->nbufs; b++) {
+        const uint8_t *p = (const uint8_t *)c->bufs[b].buf;
+        const Py_ssize_t len = c->bufs[b].len;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            any |= w;
+        }
+        for (; i < len; i++) any |= p[i];
+    }
+    const uint8_t *views = (const uint8_t *)c->v.buf;
+    for (Py_ssize_t i = 0; i < c->n; i++) {
+        uint64_t w0, w1;
+        memcpy(&w0, views + 16 * i, 8);
+        memcpy(&w1, views + 16 * i + 8, 8);
+        int32_t len;
+        memcpy(&len, views + 16 * i, 4);
+        /* bytes 4..16 hold the string when it is inline; otherwise its prefix (checked above) */
+        if (len <= 12) any |= (w0 >> 32) | w1;
+    }
+    return (any & 0x8080808080808080ULL) == 0;
+}
+
+static PyObject *py_string_stats(PyObject *self, PyObject *args) {
+    PyObject *v_obj, *d_obj;
+    if (!PyArg_ParseTuple(args, "OO", &v_obj, &d_obj)) return NULL;
+    views_t col;
+    if (views_get(&col, v_obj, d_obj) < 0) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = col.n;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "views: no rows");
+        views_release(&col);
+        return NULL;
+    }
+    PyObject *lengths = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(uint32_t));
+    if (lengths == NULL) {
+        views_release(&col);
+        return NULL;
+    }
+    uint32_t *lens = (uint32_t *)PyBytes_AS_STRING(lengths);
+    const uint8_t *views = (const uint8_t *)col.v.buf;
+    Py_ssize_t lo = 0, hi = 0, bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    const int ascii = all_ascii(&col);
+    str_ref smin, smax;
+    if (view_bytes(views, col.bufs, col.nbufs, &smin) < 0) bad = 0;
+    smax = smin;
+    for (Py_ssize_t i = 0; i < n && bad < 0; i++) {
+        const uint8_t *vi = views + 16 * i;
+        str_ref a;
+        if (view_bytes(vi, col.bufs, col.nbufs, &a) < 0) {
+            bad = i;
+            break;
+        }
+        lens[i] = ascii ? a.len : utf8_chars(a.ptr, a.len);
+        if (str_cmp(vi, &a, views + 16 * lo, &smin) < 0) {
+            lo = i;
+            smin = a;
+        } else if (str_cmp(vi, &a, views + 16 * hi, &smax) > 0) {
+            hi = i;
+            smax = a;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "views: row %zd points outside the %zd data buffers", bad, col.nbufs);
+        Py_DECREF(lengths);
+    } else {
+        result = Py_BuildValue("(nnN)", lo, hi, lengths);
+    }
+    views_release(&col);
     return result;
 }
 
@@ -489,6 +638,10 @@ static PyObject *py_dense_counts(PyObject *self, PyObject *args) {
 static PyMethodDef hashcount_methods[] = {
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
+    {"string_stats", py_string_stats, METH_VARARGS,
+     "string_stats(views, data) -> (min_row, max_row, lengths): the rows of the first smallest and first "
+     "largest string (byte order) of a string-view column without nulls, and every string's length in "
+     "characters (uint32 bytes)."},
     {"dense_counts", py_dense_counts, METH_VARARGS,
      "dense_counts(values, limit) -> (lo, counts) or None: counts (uint64 bytes) of lo, lo+1, ... of an integer "
      "array spanning at most limit values; None when it spans more (or is empty)."},

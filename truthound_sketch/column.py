@@ -30,6 +30,7 @@ from .kinds import Kind, kind_of
 from .kll import KllQuantiles
 from .lengths import LengthStats
 from .moments import Moments
+from .views import string_stats
 
 __all__ = ["ColumnPartial", "stat_exprs"]
 
@@ -70,9 +71,8 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
             out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
     elif kind.temporal:
         view = c.to_physical()
-    elif kind is Kind.STRING:
-        s = c.cast(pl.String)
-        return out + [s.min().alias(f"{i}:min"), s.max().alias(f"{i}:max")]
+    elif kind is Kind.STRING:  # range and lengths: from the counts, or one C pass (absorb)
+        return out
     else:
         return out
     out += [view.count().alias(f"{i}:n"), view.min().alias(f"{i}:min"), view.max().alias(f"{i}:max")]
@@ -84,7 +84,9 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
 
 def value_stats(values: pl.Series) -> dict[str, Any]:
     """The aggregates of :func:`stat_exprs` that describe values (range, moments) of a batch
-    of non-null values."""
+    of non-null values; for strings, their range."""
+    if kind_of(values.dtype) is Kind.STRING:
+        return {"min": values.min(), "max": values.max()}
     row = values.to_frame().select(stat_exprs(0, values.name, values.dtype, finite=True)).row(0, named=True)
     return {k.split(":", 1)[1]: v for k, v in row.items()}
 
@@ -208,8 +210,13 @@ class ColumnPartial:
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
         counts = value_counts(values) if self.values is not None else None
-        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True))
-            stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
+        lens = None
+        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), or strings
+            found = string_stats(values) if counts is None and kind is Kind.STRING else None
+            if found is not None:
+                stats, lens = {"min": found[0], "max": found[1]}, found[2]
+            else:
+                stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
         elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
             stats = value_stats(values)  # range and moments of the finite values only
         self._absorb_value_stats(stats)
@@ -218,7 +225,7 @@ class ColumnPartial:
                 lens = counts["value"].str.len_chars().to_numpy()
                 self.has_empty |= self.lengths.update(lens, counts["count"].to_numpy())
             else:
-                self.has_empty |= self.lengths.update(values.str.len_chars().to_numpy())
+                self.has_empty |= self.lengths.update(lens if lens is not None else values.str.len_chars().to_numpy())
         elif kind is Kind.BINARY:  # HLL ignores empty values, as for strings: counted aside
             self.has_empty |= bool((values.bin.size() == 0).any())
         if counts is not None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from . import _hashcount
+from .views import string_views
 
 __all__ = ["FrequentItems", "value_counts"]
 
@@ -117,18 +117,10 @@ _STRING_LIMIT = 1 << 16
 def _string_counts(values: pl.Series) -> pl.DataFrame | None:
     """Counts of a String batch without nulls by the C kernel over its Arrow string views;
     None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct strings."""
-    if len(values) < 1024 or values.null_count():
+    arrow = string_views(values) if len(values) >= 1024 else None
+    if arrow is None:
         return None
-    arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
-    if isinstance(arrow, pa.ChunkedArray):
-        if arrow.num_chunks != 1:
-            return None
-        arrow = arrow.chunk(0)
-    if not pa.types.is_string_view(arrow.type):
-        return None
-    buffers = arrow.buffers()
-    views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * arrow.offset : 16 * (arrow.offset + len(arrow))]
-    found = _hashcount.count_views(views, [b if b is not None else b"" for b in buffers[2:]], _STRING_LIMIT)
+    found = _hashcount.count_views(*arrow, _STRING_LIMIT)
     if found is None:
         return None
     firsts, counts = found
