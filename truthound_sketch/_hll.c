@@ -83,8 +83,10 @@ static inline uint64_t load_le64(const uint8_t *p) {
     return v;
 }
 
-/* MurmurHash3_x64_128 of an arbitrary byte string, 64-bit seed in both lanes. */
-static inline void murmur3_128(const uint8_t *data, size_t len, uint64_t *out1, uint64_t *out2) {
+/* MurmurHash3_x64_128 of an arbitrary byte string, 64-bit seed in both lanes.  With `padded`, the
+ * 16 bytes from the start of the tail (the last len % 16 bytes) may be read: the tail is then
+ * loaded as two words and masked instead of byte by byte (no jump on the tail's length). */
+static inline void murmur3_128_at(const uint8_t *data, size_t len, const int padded, uint64_t *out1, uint64_t *out2) {
     uint64_t h1 = HLL_SEED, h2 = HLL_SEED;
     const size_t nblocks = len >> 4;
     for (size_t i = 0; i < nblocks; i++) {
@@ -97,7 +99,16 @@ static inline void murmur3_128(const uint8_t *data, size_t len, uint64_t *out1, 
     }
     const uint8_t *tail = data + (nblocks << 4);
     uint64_t k1 = 0, k2 = 0;
-    switch (len & 15) {
+    const size_t rem = len & 15;
+    if (padded && rem) {
+        const uint64_t w1 = load_le64(tail), w2 = load_le64(tail + 8);
+        if (rem > 8) {
+            k2 = w2 & ((1ULL << (8 * (rem - 8))) - 1);
+            k2 *= C2; k2 = rotl64(k2, 33); k2 *= C1; h2 ^= k2;
+        }
+        k1 = rem >= 8 ? w1 : w1 & ((1ULL << (8 * rem)) - 1);
+        k1 *= C1; k1 = rotl64(k1, 31); k1 *= C2; h1 ^= k1;
+    } else switch (rem) {
     case 15: k2 ^= (uint64_t)tail[14] << 48; /* fall through */
     case 14: k2 ^= (uint64_t)tail[13] << 40; /* fall through */
     case 13: k2 ^= (uint64_t)tail[12] << 32; /* fall through */
@@ -132,6 +143,10 @@ static inline void murmur3_128(const uint8_t *data, size_t len, uint64_t *out1, 
     h2 += h1;
     *out1 = h1;
     *out2 = h2;
+}
+
+static inline void murmur3_128(const uint8_t *data, size_t len, uint64_t *out1, uint64_t *out2) {
+    murmur3_128_at(data, len, 0, out1, out2);
 }
 
 /* MurmurHash3_x64_128 of exactly 8 bytes holding the little-endian word v. */
@@ -333,21 +348,24 @@ ALWAYS_INLINE Py_ssize_t loop_views(sink_t *s, const int cm, const uint8_t *v, P
         int32_t len;
         memcpy(&len, view, 4);
         const uint8_t *p;
+        int padded; /* 16 bytes readable from the tail: within the views, or the data buffer */
         if (len <= 12) {
             if (len <= 0) {
                 if (len < 0) { *bad = i; return i; }
                 continue;
             }
             p = view + 4;
+            padded = i + 1 < n;
         } else {
             int32_t idx, off;
             memcpy(&idx, view + 8, 4);
             memcpy(&off, view + 12, 4);
             if (idx < 0 || idx >= nbuf || off < 0 || (int64_t)off + len > blen[idx]) { *bad = i; return i; }
             p = bptr[idx] + off;
+            padded = (int64_t)off + (len & ~15) + 16 <= blen[idx];
         }
         uint64_t h1, h2;
-        murmur3_128(p, (size_t)len, &h1, &h2);
+        murmur3_128_at(p, (size_t)len, padded, &h1, &h2);
         if (sink_put(s, hot, cm, h1, h2)) return i + 1;
     }
     return n;
