@@ -59,7 +59,7 @@ class FrequentItems:
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        hashes = values.hash(0x7EA5).to_numpy()
+        hashes = _hashes(values)
         _, floor, found = _hashcount.heavy_rows(hashes, k, -1)
         while True:
             rows = np.frombuffer(found, dtype=np.uint32)
@@ -99,6 +99,25 @@ class FrequentItems:
         return t.with_columns(
             pl.col("count").alias("lower_bound"), (pl.col("count") + self.error).alias("upper_bound")
         )
+
+
+def _hashes(values: pl.Series) -> np.ndarray:
+    """64-bit keys of a batch without nulls, equal for equal values (``heavy_rows`` mixes them):
+    the bits of integers and temporals themselves, of floats with -0.0 and NaN made one value;
+    polars' hash for the rest (faster than ours on strings, measured)."""
+    dtype = values.dtype
+    if dtype.is_integer() or dtype.is_temporal():
+        arr = values.to_physical().to_numpy()
+        if arr.dtype.itemsize == 8:
+            return arr.view(np.uint64)
+        return arr.astype(np.int64).view(np.uint64)
+    if dtype == pl.Float64:
+        arr = values.to_numpy() + 0.0  # -0.0 + 0.0 is 0.0; a new array
+        nan = np.isnan(arr)
+        if nan.any():
+            arr[nan] = np.nan
+        return arr.view(np.uint64)
+    return values.hash(0x7EA5).to_numpy()
 
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
