@@ -356,8 +356,8 @@ def test_malformed_records_raise_profile_format_error(kind: str, threshold: int,
 
 
 @pytest.mark.parametrize(("kind", "field", "junk", "says"), [
-    ("int64", "max", ["s", "3"], "holds a str"),
-    ("string", "min", ["i", "3"], "holds a int"),
+    ("int64", "max", ["s", "3"], r"holds '3' \(str\)"),
+    ("string", "min", ["i", "3"], r"holds 3 \(int\)"),
     ("float64", "min", ["f", (1e300).hex()], "not a range"),
 ])  # fmt: skip
 def test_range_of_the_wrong_type_or_order_is_refused(kind: str, field: str, junk: list, says: str) -> None:

@@ -121,7 +121,7 @@ def _check_range(col: Any) -> None:
     for field, v in (("min", col.min), ("max", col.max)):
         if v is not None and type(v) is not want:
             raise ProfileFormatError(
-                f"field '{col.name}.{field}' holds a {type(v).__name__}, which a {col.kind.value} column never has"
+                f"field '{col.name}.{field}' holds {v!r} ({type(v).__name__}), which a {col.kind.value} column never has"
             )
     if (col.min is None) != (col.max is None) or (col.min is not None and col.min > col.max):
         raise ProfileFormatError(f"fields '{col.name}.min' and '{col.name}.max' ({col.min!r}, {col.max!r}) are not a range")
