@@ -18,7 +18,7 @@ from truthound_sketch.frequent import FrequentItems, value_counts
 @given(
     values=st.lists(st.integers(0, 3000), min_size=1, max_size=6000),
     capacity=st.integers(1, 200),
-    kind=st.sampled_from(["int", "text", "float", "date"]),
+    kind=st.sampled_from(["int", "text", "float", "date", "int128", "uint8"]),
 )
 def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
     s = pl.Series("v", values)
@@ -29,6 +29,10 @@ def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
         s = pl.Series("v", [special.get(v % 50, v / 8) for v in values], dtype=pl.Float64)
     elif kind == "date":
         s = s.cast(pl.Int32).cast(pl.Date)
+    elif kind == "int128":
+        s = pl.Series("v", [v * 2**70 for v in values], dtype=pl.Int128)
+    elif kind == "uint8":
+        s = (s % 256).cast(pl.UInt8)
     fast = FrequentItems.from_batch(s, capacity)
     exact = FrequentItems.from_counts(value_counts(s), capacity)
     assert fast.error == exact.error

@@ -106,7 +106,7 @@ def _hashes(values: pl.Series) -> np.ndarray:
     the bits of integers and temporals themselves, of floats with -0.0 and NaN made one value;
     polars' hash for the rest (faster than ours on strings, measured)."""
     dtype = values.dtype
-    if dtype.is_integer() or dtype.is_temporal():
+    if (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128)) or dtype.is_temporal():
         arr = values.to_physical().to_numpy()
         if arr.dtype.itemsize == 8:
             return arr.view(np.uint64)
