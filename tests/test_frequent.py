@@ -150,11 +150,11 @@ def test_dense_count_kernel_edges():
 def test_string_stats_kernel_equals_polars(pool, n, seed):
     """Range in byte order and lengths in characters: inline and long strings, common prefixes,
     NUL characters, multi-byte UTF-8, the empty string; a batch that starts at an offset."""
-    from truthound_sketch.views import string_stats
+    from truthound_sketch.views import string_array, string_stats
 
     rng = np.random.default_rng(seed)
     s = pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2)
-    lo, hi, lengths = string_stats(s)
+    lo, hi, lengths = string_stats(s, string_array(s))
     assert (lo, hi) == (s.min(), s.max())
     assert lengths.tolist() == s.str.len_chars().to_list()
 

@@ -30,7 +30,7 @@ from .kinds import Kind, kind_of
 from .kll import KllQuantiles
 from .lengths import LengthStats
 from .moments import Moments
-from .views import string_stats
+from .views import string_array, string_stats
 
 __all__ = ["ColumnPartial", "stat_exprs"]
 
@@ -71,9 +71,7 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
             out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
     elif kind.temporal:
         view = c.to_physical()
-    elif kind is Kind.STRING:  # range and lengths: from the counts, or one C pass (absorb)
-        return out
-    else:
+    else:  # strings: range and lengths from the counts, or one C pass (absorb)
         return out
     out += [view.count().alias(f"{i}:n"), view.min().alias(f"{i}:min"), view.max().alias(f"{i}:max")]
     if kind is not Kind.DECIMAL:
@@ -210,11 +208,13 @@ class ColumnPartial:
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
         counts = value_counts(values) if self.values is not None else None
+        # a sketched string batch as Arrow views: its range, lengths and HLL hashes come from them
+        arrow = string_array(values) if counts is None and kind is Kind.STRING else None
         lens = None
         if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), or strings
-            found = string_stats(values) if counts is None and kind is Kind.STRING else None
-            if found is not None:
-                stats, lens = {"min": found[0], "max": found[1]}, found[2]
+            if arrow is not None:
+                lo, hi, lens = string_stats(values, arrow)
+                stats = {"min": lo, "max": hi}
             else:
                 stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
         elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
@@ -233,7 +233,7 @@ class ColumnPartial:
             if self.values.height > self.exact_threshold:
                 self._start_sketches()
         else:
-            self._sketch(values)
+            self._sketch(values, arrow)
 
     def _absorb_value_stats(self, stats: dict[str, Any]) -> None:
         if self.kind.numeric:
@@ -264,11 +264,11 @@ class ColumnPartial:
             self.kll.update_weighted(view, counts[keep] if keep is not None else counts)
         _hash_into(self.hll, table["value"], self.kind)
 
-    def _sketch(self, values: pl.Series) -> None:
+    def _sketch(self, values: pl.Series, arrow: Any = None) -> None:
         if self.kll is not None:
             view, _ = _numeric_view(values, self.kind)
             self.kll.update(view)
-        _hash_into(self.hll, values, self.kind)
+        _hash_into(self.hll, values, self.kind, arrow)
         self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity))
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
@@ -399,10 +399,11 @@ def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray
     return arr, None
 
 
-def _hash_into(hll: HllDistinct, values: pl.Series, kind: Kind) -> None:
-    """Hash values the way DataSketches does for the matching Java/Python update call."""
+def _hash_into(hll: HllDistinct, values: pl.Series, kind: Kind, arrow: Any = None) -> None:
+    """Hash values the way DataSketches does for the matching Java/Python update call (strings:
+    their Arrow array when the caller has it)."""
     if kind is Kind.STRING:
-        hll.update_strings(values.cast(pl.String))
+        hll.update_strings(arrow if arrow is not None else values.cast(pl.String))
     elif kind is Kind.BINARY:
         hll.update_strings(values.to_arrow())
     elif kind is Kind.FLOAT:

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from . import _hashcount
-from .views import string_views
+from .views import string_array, string_views
 
 __all__ = ["FrequentItems", "value_counts"]
 
@@ -136,10 +136,10 @@ _STRING_LIMIT = 1 << 16
 def _string_counts(values: pl.Series) -> pl.DataFrame | None:
     """Counts of a String batch without nulls by the C kernel over its Arrow string views;
     None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct strings."""
-    arrow = string_views(values) if len(values) >= 1024 else None
+    arrow = string_array(values) if len(values) >= 1024 else None
     if arrow is None:
         return None
-    found = _hashcount.count_views(*arrow, _STRING_LIMIT)
+    found = _hashcount.count_views(*string_views(arrow), _STRING_LIMIT)
     if found is None:
         return None
     firsts, counts = found

@@ -9,12 +9,12 @@ import polars as pl
 
 from . import _hashcount
 
-__all__ = ["string_stats", "string_views"]
+__all__ = ["string_array", "string_stats", "string_views"]
 
 
-def string_views(values: pl.Series) -> tuple[np.ndarray, list[Any]] | None:
-    """The 16-byte views (uint8, the batch's rows only) and the data buffers of a String batch
-    without nulls; None when it has nulls or is not one chunk of string views."""
+def string_array(values: pl.Series) -> Any:
+    """The batch as one pyarrow string-view array (zero-copy); None when the String batch has
+    nulls or is not one chunk of string views."""
     import pyarrow as pa
 
     if values.null_count():
@@ -24,18 +24,18 @@ def string_views(values: pl.Series) -> tuple[np.ndarray, list[Any]] | None:
         if arrow.num_chunks != 1:
             return None
         arrow = arrow.chunk(0)
-    if not pa.types.is_string_view(arrow.type):
-        return None
+    return arrow if pa.types.is_string_view(arrow.type) else None
+
+
+def string_views(arrow: Any) -> tuple[np.ndarray, list[Any]]:
+    """The 16-byte views (uint8, the array's rows only) and the data buffers of a string-view array."""
     buffers = arrow.buffers()
     views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * arrow.offset : 16 * (arrow.offset + len(arrow))]
     return views, [b if b is not None else b"" for b in buffers[2:]]
 
 
-def string_stats(values: pl.Series) -> tuple[str, str, np.ndarray] | None:
+def string_stats(values: pl.Series, arrow: Any) -> tuple[str, str, np.ndarray]:
     """Smallest and largest string (byte order, as polars orders them) and every string's length
-    in characters, in one pass of the C kernel; None where :func:`string_views` gives None."""
-    found = string_views(values) if len(values) else None
-    if found is None:
-        return None
-    lo, hi, lengths = _hashcount.string_stats(*found)
+    in characters of a non-empty batch and its :func:`string_array`, in one pass of the C kernel."""
+    lo, hi, lengths = _hashcount.string_stats(*string_views(arrow))
     return values[lo], values[hi], np.frombuffer(lengths, dtype=np.uint32)
