@@ -304,22 +304,33 @@ static PyObject *py_update(PyObject *self, PyObject *args) {
     int ok = 1;
     s.rng = (uint64_t)seed;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = count; i-- > 0;) {
-        const double v = values[i];
-        if (isnan(v)) continue;
-        if (s.n == 0) {
-            s.min = s.max = v;
-        } else {
-            if (v < s.min) s.min = v;
-            if (v > s.max) s.max = v;
+    /* level zero's free slots are filled a stretch at a time (the same items in the same places
+     * as one at a time), and compacted when a value finds none left */
+    double lo = s.n ? s.min : INFINITY, hi = s.n ? s.max : -INFINITY;
+    Py_ssize_t i = count;
+    for (;;) {
+        uint32_t free = s.levels[0];
+        double *items = s.items;
+        for (; i > 0 && free > 0; i--) {
+            const double v = values[i - 1];
+            if (isnan(v)) continue;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            items[--free] = v;
         }
-        if (s.levels[0] == 0 && !compress(&s)) {
+        s.n += s.levels[0] - free;
+        if (free != s.levels[0]) s.l0_sorted = 0;
+        s.levels[0] = free;
+        while (i > 0 && isnan(values[i - 1])) i--;
+        if (i == 0) break;
+        if (!compress(&s)) {
             ok = 0;
             break;
         }
-        s.n++;
-        s.l0_sorted = 0;
-        s.items[--s.levels[0]] = v;
+    }
+    if (s.n) {
+        s.min = lo;
+        s.max = hi;
     }
     Py_END_ALLOW_THREADS
     if (ok) {
