@@ -159,6 +159,40 @@ def test_string_stats_kernel_equals_polars(pool, n, seed):
     assert lengths.tolist() == s.str.len_chars().to_list()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 2)), min_size=1, max_size=3000),
+    unique_tail=st.integers(0, 3000),
+)
+def test_string_counts_with_shared_and_separate_views(rows, unique_tail):
+    """Views as a parquet dictionary leaves them: one long string behind many rows' identical
+    views, the same string also stored again elsewhere (another buffer, another offset), short
+    strings inline, and a tail of distinct long strings (where the view cache gives up)."""
+    words = [f"word number {i:03d} of the dictionary" if i % 3 else f"w{i}" for i in range(31)]
+    buffers, where = [bytearray(), bytearray(), bytearray()], {}
+    views = bytearray()
+    texts = []
+    for w, copy in rows + [(1000 + i, 2) for i in range(unique_tail)]:
+        text = words[w] if w < 1000 else f"a distinct long string {w:08d}"
+        data = text.encode()
+        if len(data) <= 12:
+            views += len(data).to_bytes(4, "little") + data.ljust(12, b"\0")
+        else:
+            key = (text, copy)
+            if key not in where:  # stored once per copy: rows of one copy share the view
+                where[key] = len(buffers[copy])
+                buffers[copy] += data
+            views += len(data).to_bytes(4, "little") + data[:4] + copy.to_bytes(4, "little") + where[key].to_bytes(4, "little")
+        texts.append(text)
+    found = _hashcount.count_views(np.frombuffer(bytes(views), np.uint8), [bytes(b) for b in buffers], 1 << 16)
+    firsts, counts = np.frombuffer(found[0], np.uint32), np.frombuffer(found[1], np.uint64)
+    got = {texts[i]: int(c) for i, c in zip(firsts, counts)}
+    want: dict[str, int] = {}
+    for t in texts:
+        want[t] = want.get(t, 0) + 1
+    assert got == want and len(firsts) == len(want)
+
+
 def test_string_count_kernel_rejects_views_outside_their_buffers():
     views = np.zeros(32, np.uint8)
     views[16:20] = np.frombuffer(np.int32(40).tobytes(), np.uint8)  # 40 bytes in buffer 0 at offset 0

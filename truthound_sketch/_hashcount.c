@@ -341,6 +341,16 @@ static int views_get(views_t *c, PyObject *v_obj, PyObject *d_obj) {
     return 0;
 }
 
+/* Long strings decoded from a parquet dictionary share their views (the same buffer and offset
+ * for the same dictionary entry): count_views keeps up to VIEW_CACHE / 2 views of long strings
+ * with their distinct ids, so that a repeated view is counted without hashing its bytes. */
+#define VIEW_CACHE 4096
+
+typedef struct {
+    uint64_t w0, w1;
+    uint32_t id; /* distinct id + 1; 0: empty */
+} view_slot;
+
 static PyObject *py_count_views(PyObject *self, PyObject *args) {
     PyObject *v_obj, *d_obj;
     Py_ssize_t limit;
@@ -360,7 +370,8 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
     size_t top = 64;
     while (top < 2 * most) top <<= 1;
     int own;
-    uint8_t *block = scratch_take(carve_size(top, 4) + carve_size(most, 8) * 2 + carve_size(most, 4), &own);
+    uint8_t *block = scratch_take(carve_size(top, 4) + carve_size(most, 8) * 2 + carve_size(most, 4) +
+                                  carve_size(VIEW_CACHE, sizeof(view_slot)), &own);
     uint8_t *at = block;
     if (block == NULL) {
         PyErr_NoMemory();
@@ -369,28 +380,36 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
         uint64_t *hashes = carve(&at, most, 8); /* by distinct id */
         uint64_t *counts = carve(&at, most, 8);
         uint32_t *firsts = carve(&at, most, 4);
+        view_slot *cache = carve(&at, VIEW_CACHE, sizeof(view_slot));
         const uint8_t *views = (const uint8_t *)col.v.buf;
-        size_t cap = 64, mask = cap - 1;
+        size_t cap = 64, mask = cap - 1, cached = 0, hits = 0;
         Py_ssize_t distinct = 0, bad = -1;
-        int over = 0;
+        int over = 0, caching = 1;
         Py_BEGIN_ALLOW_THREADS
         memset(table, 0, cap * sizeof(uint32_t));
+        memset(cache, 0, VIEW_CACHE * sizeof(view_slot));
         for (Py_ssize_t i = 0; i < n; i++) {
             const uint8_t *vi = views + 16 * i;
+            uint64_t w0, w1, h;
+            memcpy(&w0, vi, 8);
+            memcpy(&w1, vi + 8, 8);
+            size_t c = 0;
+            if (caching && (int32_t)w0 > 12) { /* a long string: its view seen before? */
+                c = (size_t)mix(w1 ^ mix(w0)) & (VIEW_CACHE - 1);
+                while (cache[c].id != 0 && (cache[c].w0 != w0 || cache[c].w1 != w1)) c = (c + 1) & (VIEW_CACHE - 1);
+                if (cache[c].id != 0) {
+                    counts[cache[c].id - 1]++;
+                    hits++;
+                    continue;
+                }
+            }
             str_ref a;
             if (view_bytes(vi, bufs, nbufs, &a) < 0) {
                 bad = i;
                 break;
             }
-            uint64_t h;
-            if (a.len <= 12) {
-                uint64_t w0, w1;
-                memcpy(&w0, vi, 8);
-                memcpy(&w1, vi + 8, 8);
-                h = mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL);
-            } else {
-                h = bytes_hash(a.ptr, a.len);
-            }
+            h = a.len <= 12 ? mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL) : bytes_hash(a.ptr, a.len);
+            uint32_t got = 0; /* the string's distinct id + 1 */
             size_t s = (size_t)h & mask;
             for (;;) {
                 const uint32_t id = table[s];
@@ -402,7 +421,7 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
                     hashes[distinct] = h;
                     firsts[distinct] = (uint32_t)i;
                     counts[distinct++] = 1;
-                    table[s] = (uint32_t)distinct;
+                    table[s] = got = (uint32_t)distinct;
                     if ((size_t)distinct * 2 > cap) { /* grow: re-insert the distinct ids */
                         cap *= 2;
                         mask = cap - 1;
@@ -427,12 +446,21 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
                     }
                     if (same) {
                         counts[id - 1]++;
+                        got = id;
                         break;
                     }
                 }
                 s = (s + 1) & mask;
             }
             if (over) break;
+            if (caching && a.len > 12) {
+                if (cached < VIEW_CACHE / 2) {
+                    cache[c] = (view_slot){w0, w1, got};
+                    cached++;
+                } else if (hits < cached) { /* views are rarely repeated here: stop looking */
+                    caching = 0;
+                }
+            }
         }
         Py_END_ALLOW_THREADS
         if (bad >= 0) {

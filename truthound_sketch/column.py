@@ -18,6 +18,7 @@ State, per column:
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -62,13 +63,11 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
     elif kind is Kind.INTEGER or kind is Kind.BOOLEAN:
         view = c
     elif kind is Kind.DECIMAL:
+        if _fits_int64(dtype):  # range and moments from the scaled integers (absorb)
+            return out
         view = c
-        if dtype.precision is not None and dtype.precision <= 18:  # scaled integers fit in int64
-            f, unit = c.to_physical().cast(pl.Int64).cast(pl.Float64), 10.0**dtype.scale
-            out += [(f.mean() / unit).alias(f"{i}:mean"), (f.var(ddof=0) / unit**2).alias(f"{i}:var")]
-        else:
-            f = c.cast(pl.Float64)
-            out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
+        f = c.cast(pl.Float64)
+        out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
     elif kind.temporal:
         view = c.to_physical()
     else:  # strings: range and lengths from the counts, or one C pass (absorb)
@@ -210,11 +209,15 @@ class ColumnPartial:
         counts = value_counts(values) if self.values is not None else None
         # a sketched string batch as Arrow views: its range, lengths and HLL hashes come from them
         arrow = string_array(values) if counts is None and kind is Kind.STRING else None
+        # a sketched decimal batch as its scaled integers: range, moments, sketches all read them
+        ints = values.to_physical().cast(pl.Int64) if counts is None and _fits_int64(values.dtype) else None
         lens = None
-        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), or strings
+        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), strings, decimals
             if arrow is not None:
                 lo, hi, lens = string_stats(values, arrow)
                 stats = {"min": lo, "max": hi}
+            elif ints is not None:
+                stats = _scaled_stats(ints, values.dtype.scale)
             else:
                 stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
         elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
@@ -233,7 +236,7 @@ class ColumnPartial:
             if self.values.height > self.exact_threshold:
                 self._start_sketches()
         else:
-            self._sketch(values, arrow)
+            self._sketch(values, arrow, ints)
 
     def _absorb_value_stats(self, stats: dict[str, Any]) -> None:
         if self.kind.numeric:
@@ -264,12 +267,19 @@ class ColumnPartial:
             self.kll.update_weighted(view, counts[keep] if keep is not None else counts)
         _hash_into(self.hll, table["value"], self.kind)
 
-    def _sketch(self, values: pl.Series, arrow: Any = None) -> None:
-        if self.kll is not None:
-            view, _ = _numeric_view(values, self.kind)
-            self.kll.update(view)
-        _hash_into(self.hll, values, self.kind, arrow)
-        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity))
+    def _sketch(self, values: pl.Series, arrow: Any = None, ints: pl.Series | None = None) -> None:
+        keys = None
+        if ints is not None:  # a decimal batch: its scaled integers, and its values as doubles once
+            keys = ints.to_numpy()
+            doubles = keys / 10.0**values.dtype.scale  # as _hash_into computes them
+            self.kll.update(doubles)
+            self.hll.update_float64(doubles)
+            keys = keys.view(np.uint64)
+        else:
+            if self.kll is not None:
+                self.kll.update(_numeric_view(values, self.kind)[0])
+            _hash_into(self.hll, values, self.kind, arrow)
+        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys))
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
         out = self.copy()
@@ -385,6 +395,23 @@ def _add_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
     if b.schema != a.schema:
         b = b.cast(a.schema)  # type: ignore[arg-type]
     return pl.concat([a, b]).group_by("value").agg(pl.col("count").sum())
+
+
+def _fits_int64(dtype: pl.DataType) -> bool:
+    """A decimal type whose scaled integers fit in int64."""
+    return dtype.is_decimal() and dtype.precision is not None and dtype.precision <= 18
+
+
+def _scaled_stats(ints: pl.Series, scale: int) -> dict[str, Any]:
+    """Range and moments of a decimal batch from its scaled integers (``ints`` = value * 10**scale)."""
+    f, unit = pl.col(ints.name).cast(pl.Float64), 10.0**scale
+    n, lo, hi, mean, var = ints.to_frame().select(
+        pl.col(ints.name).count(), pl.col(ints.name).min().alias("lo"), pl.col(ints.name).max().alias("hi"),
+        f.mean().alias("mean"), f.var(ddof=0).alias("var"),
+    ).row(0)  # fmt: skip
+    if not n:
+        return {"n": 0}
+    return {"n": n, "min": Decimal(lo).scaleb(-scale), "max": Decimal(hi).scaleb(-scale), "mean": mean / unit, "var": var / unit**2}
 
 
 def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray | None]:

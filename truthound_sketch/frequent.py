@@ -45,7 +45,7 @@ class FrequentItems:
         return cls(table, error, capacity)
 
     @classmethod
-    def from_batch(cls, values: pl.Series, capacity: int) -> "FrequentItems":
+    def from_batch(cls, values: pl.Series, capacity: int, keys: np.ndarray | None = None) -> "FrequentItems":
         """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``.
 
         Only values that can survive the Misra-Gries cut are counted.  The number of rows sharing
@@ -54,12 +54,13 @@ class FrequentItems:
         ``capacity + 1`` of the counted values occur more than ``floor`` times, the cut (the
         (capacity+1)-th largest count) is above ``floor`` and every value above the cut was
         counted: the summary is exact.  Otherwise the floor is lowered, down to counting every row
-        that may repeat.
+        that may repeat.  ``keys``: the rows' 64-bit keys when the caller has them (equal values,
+        equal keys; e.g. a decimal batch's scaled integers).
         """
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        hashes = _hashes(values)
+        hashes = _hashes(values) if keys is None else keys
         _, floor, found = _hashcount.heavy_rows(hashes, k, -1)
         while True:
             rows = np.frombuffer(found, dtype=np.uint32)
