@@ -146,17 +146,26 @@ def test_dense_count_kernel_edges():
 @given(pool=st.lists(st.text(max_size=20) | st.sampled_from(["ab", "ab\x00", "ab\x00x", "abcd", "abcdefghijklmn",
                                                               "abcdefghijklmo", "é", "ée", "\U0001f600"]),
                      min_size=1, max_size=40),
-       n=st.integers(1, 500), seed=st.integers(0, 2**32 - 1))  # fmt: skip
-def test_string_stats_kernel_equals_polars(pool, n, seed):
+       n=st.integers(1, 1500), seed=st.integers(0, 2**32 - 1), chunks=st.integers(1, 4))  # fmt: skip
+def test_string_stats_kernel_equals_polars(pool, n, seed, chunks):
     """Range in byte order and lengths in characters: inline and long strings, common prefixes,
-    NUL characters, multi-byte UTF-8, the empty string; a batch that starts at an offset."""
+    NUL characters, multi-byte UTF-8, the empty string; a batch that starts at an offset, and one
+    of several chunks (as a batch of several row groups is), counted too."""
+    from truthound_sketch.frequent import _string_counts
     from truthound_sketch.views import string_array, string_stats
 
     rng = np.random.default_rng(seed)
-    s = pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2)
+    parts = [pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2) for _ in range(chunks)]
+    s = pl.concat(parts, rechunk=False)
+    assert string_array(s).num_chunks == chunks
     lo, hi, lengths = string_stats(s, string_array(s))
     assert (lo, hi) == (s.min(), s.max())
     assert lengths.tolist() == s.str.len_chars().to_list()
+    counts = _string_counts(s)
+    if len(s) >= 1024:  # the kernel's path; shorter batches are polars' to count
+        want = s.value_counts(name="count").sort("v")
+        assert counts.sort("value")["value"].to_list() == want["v"].to_list()
+        assert counts.sort("value")["count"].to_list() == want["count"].to_list()
 
 
 @settings(max_examples=100, deadline=None)

@@ -135,17 +135,23 @@ _STRING_LIMIT = 1 << 16
 
 
 def _string_counts(values: pl.Series) -> pl.DataFrame | None:
-    """Counts of a String batch without nulls by the C kernel over its Arrow string views;
-    None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct strings."""
+    """Counts of a String batch without nulls by the C kernel over its Arrow string views (chunk by
+    chunk); None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct
+    strings in a chunk."""
     arrow = string_array(values) if len(values) >= 1024 else None
     if arrow is None:
         return None
-    found = _hashcount.count_views(*string_views(arrow), _STRING_LIMIT)
-    if found is None:
-        return None
-    firsts, counts = found
-    distinct = values.gather(np.frombuffer(firsts, dtype=np.uint32))
-    return pl.DataFrame({"value": distinct, "count": pl.Series(np.frombuffer(counts, dtype=np.uint64), dtype=pl.UInt64)})
+    firsts, counts, start = [], [], 0
+    for chunk in arrow.chunks:
+        found = _hashcount.count_views(*string_views(chunk), _STRING_LIMIT) if len(chunk) else (b"", b"")
+        if found is None:
+            return None
+        firsts.append(np.frombuffer(found[0], dtype=np.uint32) + np.uint32(start))
+        counts.append(np.frombuffer(found[1], dtype=np.uint64))
+        start += len(chunk)
+    distinct = values.gather(firsts[0] if len(firsts) == 1 else np.concatenate(firsts))
+    table = pl.DataFrame({"value": distinct, "count": pl.Series(np.concatenate(counts), dtype=pl.UInt64)})
+    return table if len(firsts) == 1 else table.group_by("value").agg(pl.col("count").sum())
 
 
 #: integer-like values spanning at most this many (or the batch's length, up to ``_DENSE_MOST``) are

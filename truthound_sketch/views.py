@@ -1,4 +1,9 @@
-"""The Arrow string views of a polars String batch, for the C kernels that read them."""
+"""The Arrow string views of a polars String batch, for the C kernels that read them.
+
+A batch is exported through the Arrow C stream interface, chunk by chunk as polars holds it:
+``Series.to_arrow`` would first join the chunks of a batch read from several row groups into one
+array, a copy of every view that holds the GIL (3-4 ms per 340,000 rows, measured).
+"""
 
 from __future__ import annotations
 
@@ -13,29 +18,34 @@ __all__ = ["string_array", "string_stats", "string_views"]
 
 
 def string_array(values: pl.Series) -> Any:
-    """The batch as one pyarrow string-view array (zero-copy); None when the String batch has
-    nulls or is not one chunk of string views."""
+    """The batch as a pyarrow ChunkedArray of string views (zero-copy); None when the String
+    batch has nulls or its chunks are not string views."""
     import pyarrow as pa
 
     if values.null_count():
         return None
-    arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
-    if isinstance(arrow, pa.ChunkedArray):
-        if arrow.num_chunks != 1:
-            return None
-        arrow = arrow.chunk(0)
+    arrow = pa.chunked_array(values)
     return arrow if pa.types.is_string_view(arrow.type) else None
 
 
-def string_views(arrow: Any) -> tuple[np.ndarray, list[Any]]:
-    """The 16-byte views (uint8, the array's rows only) and the data buffers of a string-view array."""
-    buffers = arrow.buffers()
-    views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * arrow.offset : 16 * (arrow.offset + len(arrow))]
+def string_views(chunk: Any) -> tuple[np.ndarray, list[Any]]:
+    """The 16-byte views (uint8, the chunk's rows only) and the data buffers of a string-view array."""
+    buffers = chunk.buffers()
+    views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * chunk.offset : 16 * (chunk.offset + len(chunk))]
     return views, [b if b is not None else b"" for b in buffers[2:]]
 
 
 def string_stats(values: pl.Series, arrow: Any) -> tuple[str, str, np.ndarray]:
     """Smallest and largest string (byte order, as polars orders them) and every string's length
-    in characters of a non-empty batch and its :func:`string_array`, in one pass of the C kernel."""
-    lo, hi, lengths = _hashcount.string_stats(*string_views(arrow))
-    return values[lo], values[hi], np.frombuffer(lengths, dtype=np.uint32)
+    in characters of a non-empty batch and its :func:`string_array`, in one pass of the C kernel
+    over each chunk."""
+    lows, highs, lengths, start = [], [], [], 0
+    for chunk in arrow.chunks:
+        if len(chunk):
+            lo, hi, lens = _hashcount.string_stats(*string_views(chunk))
+            lows.append(values[start + lo])
+            highs.append(values[start + hi])
+            lengths.append(np.frombuffer(lens, dtype=np.uint32))
+        start += len(chunk)
+    # Python orders str by code point, which is the byte order of their UTF-8
+    return min(lows), max(highs), lengths[0] if len(lengths) == 1 else np.concatenate(lengths)
