@@ -10,7 +10,8 @@
  * hashes: one uint64 per row (C-contiguous buffer).  kth: the k-th largest
  * multiplicity over the distinct hashes (0 when there are fewer than k);
  * rows: the indices (uint32 bytes, in no particular order) of the rows whose
- * hash occurs more than `floor` times; a negative floor means max(kth - 1, 1),
+ * hash occurs more than `floor` times; floor FLOOR_KTH (-2) means kth (no rows
+ * when kth is 0), another negative floor max(kth - 1, 1); the floor used is
  * returned as the second item.
  *
  * Equal values have equal hashes, so a row's hash multiplicity is an upper
@@ -121,6 +122,9 @@ static void *carve(uint8_t **at, size_t count, size_t size) {
 }
 
 static size_t carve_size(size_t count, size_t size) { return (count * size + 63) & ~(size_t)63; }
+
+/* heavy_rows' floor argument for "the k-th largest multiplicity itself" */
+#define FLOOR_KTH (-2)
 
 /* multiplicities up to HIST_CAP are tallied in a histogram; larger ones (at most n / HIST_CAP of
  * them) are listed and sorted */
@@ -241,7 +245,11 @@ static PyObject *py_heavy_rows(PyObject *self, PyObject *args) {
             }
         }
     }
-    if (floor < 0) floor = kth > 2 ? kth - 1 : 1;
+    if (floor == FLOOR_KTH) {
+        floor = kth ? kth : (Py_ssize_t)n; /* no rows when fewer than k distinct hashes */
+    } else if (floor < 0) {
+        floor = kth > 2 ? kth - 1 : 1;
+    }
     /* the rows to keep, written over prows (m <= j at every step) */
     for (size_t j = 0; j < n; j++) {
         prows[m] = prows[j];
@@ -687,5 +695,7 @@ static struct PyModuleDef hashcount_module = {
 
 PyMODINIT_FUNC PyInit__hashcount(void) {
     if (scratch.lock == NULL && (scratch.lock = PyThread_allocate_lock()) == NULL) return PyErr_NoMemory();
-    return PyModule_Create(&hashcount_module);
+    PyObject *m = PyModule_Create(&hashcount_module);
+    if (m != NULL && PyModule_AddIntConstant(m, "FLOOR_KTH", FLOOR_KTH) < 0) Py_CLEAR(m);
+    return m;
 }

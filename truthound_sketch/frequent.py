@@ -54,13 +54,22 @@ class FrequentItems:
         ``capacity + 1`` of the counted values occur more than ``floor`` times, the cut (the
         (capacity+1)-th largest count) is above ``floor`` and every value above the cut was
         counted: the summary is exact.  Otherwise the floor is lowered, down to counting every row
-        that may repeat.  ``keys``: the rows' 64-bit keys when the caller has them (equal values,
-        equal keys; e.g. a decimal batch's scaled integers).
+        that may repeat.
+
+        When the keys are the values' own bits (numbers, temporals; ``keys`` passed by the caller,
+        e.g. a decimal batch's scaled integers), multiplicities are the counts themselves: the
+        k-th largest is the cut, and only the rows of values above it are counted.
         """
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        hashes = _hashes(values) if keys is None else keys
+        hashes, exact = (keys, True) if keys is not None else _hashes(values)
+        if exact:
+            cut, _, found = _hashcount.heavy_rows(hashes, k, _hashcount.FLOOR_KTH)
+            if not cut:  # fewer than k distinct values: no cut
+                return cls.from_counts(value_counts(values), capacity)
+            counts = value_counts(values.gather(np.frombuffer(found, dtype=np.uint32)))
+            return cls(counts.with_columns(pl.col("count") - cut), cut, capacity)
         _, floor, found = _hashcount.heavy_rows(hashes, k, -1)
         while True:
             rows = np.frombuffer(found, dtype=np.uint32)
@@ -102,23 +111,24 @@ class FrequentItems:
         )
 
 
-def _hashes(values: pl.Series) -> np.ndarray:
-    """64-bit keys of a batch without nulls, equal for equal values (``heavy_rows`` mixes them):
-    the bits of integers and temporals themselves, of floats with -0.0 and NaN made one value;
-    polars' hash for the rest (faster than ours on strings, measured)."""
+def _hashes(values: pl.Series) -> tuple[np.ndarray, bool]:
+    """64-bit keys of a batch without nulls, equal for equal values (``heavy_rows`` mixes them),
+    and whether they are the values themselves (distinct values, distinct keys): the bits of
+    integers and temporals, of floats with -0.0 and NaN made one value; polars' hash for the rest
+    (faster than ours on strings, measured)."""
     dtype = values.dtype
     if (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128)) or dtype.is_temporal():
         arr = values.to_physical().to_numpy()
         if arr.dtype.itemsize == 8:
-            return arr.view(np.uint64)
-        return arr.astype(np.int64).view(np.uint64)
+            return arr.view(np.uint64), True
+        return arr.astype(np.int64).view(np.uint64), True
     if dtype == pl.Float64:
         arr = values.to_numpy() + 0.0  # -0.0 + 0.0 is 0.0; a new array
         nan = np.isnan(arr)
         if nan.any():
             arr[nan] = np.nan
-        return arr.view(np.uint64)
-    return values.hash(0x7EA5).to_numpy()
+        return arr.view(np.uint64), True
+    return values.hash(0x7EA5).to_numpy(), False
 
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
