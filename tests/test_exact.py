@@ -13,6 +13,8 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import truthound_sketch as ts
 from _core_compare import assert_profiles_equal
@@ -20,6 +22,12 @@ from truthound_sketch import ProfileConfig, SchemaMismatchError, TablePartial
 from truthound_sketch.result import quantile_label
 
 QS = ProfileConfig().quantiles
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
 THRESHOLD = ProfileConfig().exact_threshold
 
 
@@ -314,3 +322,58 @@ def test_profile_options() -> None:
         ts.profile(df, quantile=(0.5,))
     with pytest.raises(ConfigError, match="top_k"):
         ts.profile(df, top_k=-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.tuples(st.integers(-3000, 3000), st.integers(1, 4000), st.integers(1024, 3000)), min_size=1, max_size=6),
+    kind=st.sampled_from(["int", "date", "decimal", "uint8"]),
+    threshold=st.sampled_from([300, 2000, 16384]),
+    run_limit=st.sampled_from([2500, 1 << 20]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_running_histograms_of_exact_columns(batches, kind, threshold, run_limit, seed, monkeypatch_module) -> None:
+    """Batches of narrow-range integers, dates and decimals keep their exact counts as a running
+    histogram: ranges that shift and widen (past the histogram's limit, so that it joins the
+    table), columns that outgrow the threshold mid-way, a partial encoded and decoded between
+    batches.  Everything read from it equals the answers polars gives for all rows at once."""
+    import truthound_sketch.column as column
+
+    monkeypatch_module.setattr(column, "_DENSE_RUN", run_limit)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for offset, span, n in batches:
+        ints = rng.integers(offset, offset + span, n)
+        if kind == "uint8":
+            s = pl.Series("v", ints % 256, dtype=pl.UInt8)
+        elif kind == "date":
+            s = pl.Series("v", ints, dtype=pl.Int32).cast(pl.Date)
+        elif kind == "decimal":
+            s = (pl.Series("v", ints).cast(pl.Decimal(12, 0)) / 100).cast(pl.Decimal(12, 2))
+        else:
+            s = pl.Series("v", ints)
+        frames.append(s.to_frame())
+    config = ProfileConfig(exact_threshold=threshold)
+    part = TablePartial.zero(None, config)
+    for i, frame in enumerate(frames):
+        part.update(frame)
+        if i == 1:  # through the byte form between batches: the running histogram is written out
+            part = TablePartial.from_bytes(part.to_bytes())
+    col = part.finalize(config).column("v")
+    whole = pl.concat([f["v"] for f in frames])
+    distinct = whole.n_unique()
+    assert (col.count, col.min, col.max) == (len(whole), whole.min(), whole.max())
+    assert col.distinct.exact is (distinct <= threshold)
+    physical = whole.to_physical().cast(pl.Float64) / (100 if kind == "decimal" else 1)
+    assert float(col.mean if kind != "date" else ts_seconds(col.mean) / 86400) == pytest.approx(physical.mean(), abs=0.5 if kind == "date" else 1e-9, rel=1e-9)
+    if col.distinct.exact:
+        assert col.distinct.estimate == distinct
+        counts = whole.value_counts(name="n").sort(["n", "v"], descending=[True, False]).head(10)
+        assert [(t.value, t.count) for t in col.top_values] == list(counts.iter_rows())
+        values = np.sort(whole.to_physical().cast(pl.Int64).to_numpy())
+        want = pl.Series([inclusive_quantile(values, q) for q in QS])
+        if kind == "decimal":
+            want = (want.cast(pl.Decimal(12, 0)) / 100).cast(pl.Decimal(12, 2))
+        else:
+            want = want.cast(pl.Int32).cast(pl.Date) if kind == "date" else want.cast(whole.dtype)
+        assert list(col.quantiles.values()) == want.to_list()

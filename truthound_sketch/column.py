@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from .errors import SchemaMismatchError
-from .frequent import FrequentItems, value_counts
+from .frequent import FrequentItems, dense_histogram, dense_table, value_counts
 from .hll import HllDistinct
 from .kinds import Kind, kind_of
 from .kll import KllQuantiles
@@ -119,7 +119,7 @@ def _value_dtype(dtype: pl.DataType) -> pl.DataType:
 class ColumnPartial:
     __slots__ = (
         "name", "dtype", "kind", "count", "null_count", "nan_count", "pos_inf_count", "neg_inf_count",
-        "moments", "min", "max", "values", "kll", "hll", "frequent", "has_empty", "lengths",
+        "moments", "min", "max", "_values", "_dense", "kll", "hll", "frequent", "has_empty", "lengths",
         "kll_k", "hll_lg_k", "exact_threshold", "frequent_capacity",
     )  # fmt: skip
 
@@ -140,7 +140,8 @@ class ColumnPartial:
         self.hll_lg_k = hll_lg_k
         self.exact_threshold = exact_threshold
         self.frequent_capacity = frequent_capacity
-        self.values: pl.DataFrame | None = None  # exact value counts ("value", "count")
+        self._values: pl.DataFrame | None = None  # exact value counts ("value", "count")
+        self._dense: tuple[int, np.ndarray] | None = None  # counts not in _values yet (see values)
         self.kll: KllQuantiles | None = None
         self.hll: HllDistinct | None = None
         self.frequent: FrequentItems | None = None
@@ -163,7 +164,45 @@ class ColumnPartial:
     @property
     def exact(self) -> bool:
         """True while distinct count, top values and quantiles are exact."""
-        return self.values is not None
+        return self._values is not None
+
+    @property
+    def values(self) -> pl.DataFrame | None:
+        """The exact value counts (columns ``value``, ``count``) while the column is exact, else None.
+
+        Batches of integers, temporals and decimals in a narrow range add their histograms to a
+        running one (numpy, no table work a batch); it joins the table when the table is read."""
+        if self._dense is not None:
+            lo, hist = self._dense
+            self._dense = None
+            self._values = _add_counts(self._values, dense_table(lo, hist, self._values.schema["value"]))
+        return self._values
+
+    @values.setter
+    def values(self, table: pl.DataFrame | None) -> None:
+        self._dense = None
+        self._values = table
+
+    def _add_dense(self, lo: int, hist: np.ndarray) -> None:
+        """Add a batch's histogram (from ``lo``) to the running one; leave exact mode when the
+        column has more than ``exact_threshold`` distinct values."""
+        if self._dense is not None:
+            at, run = self._dense
+            first, end = min(at, lo), max(at + len(run), lo + len(hist))
+            if end - first > _DENSE_RUN:  # too wide a range to keep as a histogram: into the table
+                _ = self.values
+            else:
+                if first < at or end > at + len(run):
+                    wider = np.zeros(end - first, dtype=np.uint64)
+                    wider[at - first : at - first + len(run)] = run
+                    at, run = first, wider
+                run[lo - at : lo - at + len(hist)] += hist
+                self._dense = (at, run)
+        if self._dense is None:
+            self._dense = (lo, hist.copy())
+        if self._values.height + np.count_nonzero(self._dense[1]) > self.exact_threshold:
+            if self.values.height > self.exact_threshold:
+                self._start_sketches()
 
     # -- update ---------------------------------------------------------------------------
     def update(self, series: pl.Series) -> "ColumnPartial":
@@ -179,7 +218,7 @@ class ColumnPartial:
         has more than ``exact_threshold`` distinct values.  (Later batches are counted: a column
         that outgrows the threshold costs one batch's counts.)  Called before the batch's
         aggregates are chosen, since exact and sketched columns aggregate differently."""
-        if (self.values is None or self.values.height or not self.kind.valued
+        if (self._values is None or self._values.height or self._dense is not None or not self.kind.valued
                 or len(series) <= self.exact_threshold):  # fmt: skip
             return
         head = series.slice(0, 2 * self.exact_threshold + 1).drop_nulls()
@@ -206,7 +245,11 @@ class ColumnPartial:
         values = series.drop_nulls() if nulls else series
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
-        counts = value_counts(values) if self.values is not None else None
+        if self._values is not None and (dense := dense_histogram(values)) is not None:
+            self._absorb_value_stats(_dense_stats(*dense, values.dtype))
+            self._add_dense(*dense)
+            return
+        counts = value_counts(values) if self._values is not None else None
         # a sketched string batch as Arrow views: its range, lengths and HLL hashes come from them
         arrow = string_array(values) if counts is None and kind is Kind.STRING else None
         # a sketched decimal batch as its scaled integers: range, moments, sketches all read them
@@ -348,6 +391,7 @@ class ColumnPartial:
     __add__ = merge
 
     def copy(self) -> "ColumnPartial":
+        _ = self.values  # the running histogram into the table, which is never changed in place
         out = ColumnPartial(self.name, self.dtype, **self.params())
         for slot in ColumnPartial.__slots__:
             setattr(out, slot, getattr(self, slot))
@@ -395,6 +439,29 @@ def _add_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
     if b.schema != a.schema:
         b = b.cast(a.schema)  # type: ignore[arg-type]
     return pl.concat([a, b]).group_by("value").agg(pl.col("count").sum())
+
+
+#: the widest range of integers a running histogram of exact counts spans (8 bytes a value)
+_DENSE_RUN = 1 << 20
+
+
+def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any]:
+    """Range and moments of a batch from its :func:`~truthound_sketch.frequent.dense_histogram`,
+    as :func:`stat_exprs` gives them (temporal values by their physical integer)."""
+    present = np.flatnonzero(hist)
+    weights = hist[present]
+    n = int(weights.sum())
+    view = (present + lo).astype(np.float64)
+    lo_int, hi_int = lo + int(present[0]), lo + int(present[-1])
+    if dtype.is_decimal():
+        view /= 10.0**dtype.scale
+        low, high = Decimal(lo_int).scaleb(-dtype.scale), Decimal(hi_int).scaleb(-dtype.scale)
+    else:
+        low, high = lo_int, hi_int
+    w = weights.astype(np.float64)
+    mean = float(np.dot(view, w)) / n
+    var = float(np.dot((view - mean) ** 2, w)) / n
+    return {"n": n, "mean": mean, "var": var, "min": low, "max": high}
 
 
 def _fits_int64(dtype: pl.DataType) -> bool:

@@ -173,6 +173,14 @@ _DENSE_MOST = 1 << 22
 def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
     """Counts of integers, temporals and small decimals whose values lie in a narrow range,
     by a histogram over their physical integers (no hashing); None when that does not apply."""
+    found = dense_histogram(values)
+    return None if found is None else dense_table(*found, values.dtype)
+
+
+def dense_histogram(values: pl.Series) -> tuple[int, np.ndarray] | None:
+    """``(lo, counts)``: how often each integer from ``lo`` on occurs among the physical integers
+    of a batch without nulls (integers, temporals, decimals of up to 18 digits), when they span
+    at most ``max(_DENSE_SPAN, len)`` (up to ``_DENSE_MOST``) values; None otherwise."""
     dtype = values.dtype
     decimal = dtype.is_decimal()
     if len(values) < 1024 or not (dtype.is_integer() or dtype.is_temporal() or decimal):
@@ -192,12 +200,16 @@ def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
     found = _hashcount.dense_counts(arr, min(max(_DENSE_SPAN, len(arr)), _DENSE_MOST))
     if found is None:
         return None
-    lo, raw = found
-    hist = np.frombuffer(raw, dtype=np.uint64)
+    return found[0], np.frombuffer(found[1], dtype=np.uint64)
+
+
+def dense_table(lo: int, hist: np.ndarray, dtype: pl.DataType) -> pl.DataFrame:
+    """The value counts (``value`` of ``dtype``, ``count``) of a :func:`dense_histogram`."""
     present = np.flatnonzero(hist)
     ints = pl.Series("value", present.astype(np.int64) + lo)
-    if decimal:  # the physical integers are the values times 10**scale: divide back, exactly
+    if dtype.is_decimal():  # the physical integers are the values times 10**scale: divide back, exactly
         out = (ints.cast(pl.Decimal(38, dtype.scale)) / 10**dtype.scale).cast(dtype)
     else:
-        out = ints.cast(phys.dtype).cast(dtype)
+        phys = pl.Series(dtype=dtype).to_physical().dtype if dtype.is_temporal() else dtype
+        out = ints.cast(phys).cast(dtype)
     return pl.DataFrame({"value": out, "count": pl.Series(hist[present], dtype=pl.UInt64)})
