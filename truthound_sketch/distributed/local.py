@@ -7,6 +7,7 @@ row groups, Arrow IPC batches, CSV/NDJSON byte ranges); threads for in-memory fr
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -53,7 +54,7 @@ class LocalBackend(ProfilingBackend):
             bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
             pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= workers.POOL_MIN_BYTES
             keyed = self._run_pool(tasks, config, bus) if pooled else self._run_threads(
-                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n)
+                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n, one_reader=True)
         else:
             parts = self._frame_tasks(source, n)
             bus.run_started(backend=self.name, num_partitions=len(parts), total_rows=source.rows, source=source.label)
@@ -96,13 +97,28 @@ class LocalBackend(ProfilingBackend):
         return [(i, lambda p=p, g=g: iter([p.select(g)])) for i, p in enumerate(rows) for g in groups]
 
     # -- run ------------------------------------------------------------------------------
-    def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int) -> list[tuple[Any, TablePartial]]:
+    def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int,
+                     one_reader: bool = False) -> list[tuple[Any, TablePartial]]:  # fmt: skip
+        """Each part on a thread.  ``one_reader``: file slices are read one batch at a time across
+        the threads (polars decodes a batch with its own threads; two decodes at once on two cores
+        were slower and held twice the decoding buffers, measured)."""
+        reading = threading.Lock()
+
+        def serial(batches):
+            it = iter(batches)
+            while True:
+                with reading:
+                    batch = next(it, None)
+                if batch is None:
+                    return
+                yield batch
+
         def run(index: int, key: Any, produce: Any) -> tuple[Any, TablePartial]:
             worker = f"thread-{index % n}"
             bus.partition_started(index, worker_id=worker)
             t0 = time.perf_counter()
             try:
-                part = TablePartial.from_batches(produce(), config)
+                part = TablePartial.from_batches(serial(produce()) if one_reader else produce(), config)
             except BaseException as exc:
                 bus.partition_failed(index, error=exc, worker_id=worker)
                 raise
