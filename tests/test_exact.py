@@ -377,3 +377,42 @@ def test_running_histograms_of_exact_columns(batches, kind, threshold, run_limit
         else:
             want = want.cast(pl.Int32).cast(pl.Date) if kind == "date" else want.cast(whole.dtype)
         assert list(col.quantiles.values()) == want.to_list()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.integers(-(2**40), 2**40) | st.sampled_from([0, 1, -1, 2**62, -(2**62)]), max_size=5000),
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64]),
+    specials=st.lists(st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0]), max_size=20),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_moments_kernel_equals_polars(values, dtype, specials, seed) -> None:
+    """The one-pass range and moments of a numeric buffer (every integer width, floats with NaN,
+    infinities and -0.0 at random places, blocks of every length): counts and range equal polars',
+    mean and m2 the correctly rounded sums (math.fsum) within the error of summing doubles."""
+    from truthound_sketch import _moments
+
+    arr = np.array(values, dtype=np.int64)
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        arr = np.clip(arr, max(info.min, -(2**62)), min(info.max, 2**62)).astype(dtype)
+    else:
+        arr = arr.astype(dtype)
+        if specials:
+            rng = np.random.default_rng(seed)
+            arr = np.insert(arr, rng.integers(0, len(arr) + 1, len(specials)), np.array(specials, dtype=dtype))
+    n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr)
+    s = pl.Series(arr)
+    finite = s.filter(s.is_finite()) if s.dtype.is_float() else s
+    assert (nan, pinf, ninf) == ((int(s.is_nan().sum()), int((s == np.inf).sum()), int((s == -np.inf).sum())) if s.dtype.is_float() else (0, 0, 0))
+    assert n == len(finite)
+    if not n:
+        assert lo is None and hi is None
+        return
+    assert (lo, hi) == (finite.min(), finite.max())
+    xs = finite.cast(pl.Float64).to_list()  # the kernel reads integers as doubles too
+    scale = math.fsum(abs(x) for x in xs) / n
+    want_mean = math.fsum(xs) / n
+    want_m2 = math.fsum((x - want_mean) ** 2 for x in xs)
+    assert abs(mean - want_mean) <= 1e-12 * scale
+    assert abs(m2 - want_m2) <= 1e-9 * want_m2 + 1e-20 * n * scale**2

@@ -25,7 +25,8 @@ import numpy as np
 import polars as pl
 
 from .errors import SchemaMismatchError
-from .frequent import FrequentItems, dense_histogram, dense_table, value_counts
+from . import _moments
+from .frequent import FrequentItems, dense_histogram, dense_table, number_keys, value_counts
 from .hll import HllDistinct
 from .kinds import Kind, kind_of
 from .kll import KllQuantiles
@@ -42,14 +43,16 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
     """The per-batch aggregates of one column, aliased ``"{i}:{stat}"``, for one ``select``.
 
     With ``exact`` (the column keeps exact value counts) only the counts are aggregated: the
-    batch's value counts are computed anyway, and range and moments follow from them.  A float
-    column's range and moments are aggregated over all its values unless ``finite``: filtering
-    costs more than the aggregates, and :meth:`ColumnPartial.absorb` re-aggregates the finite
-    values of the rare batch that holds NaN or infinities.
+    batch's value counts are computed anyway, and range and moments follow from them.  A sketched
+    column of plain numbers (:func:`plain_numbers`) aggregates its nulls only: one C pass over its
+    values gives the rest (:meth:`ColumnPartial.absorb`).  Otherwise a float column's range and
+    moments are aggregated over all its values unless ``finite``.
     """
     kind = kind_of(dtype)
     c = pl.col(name)
     out = [c.null_count().alias(f"{i}:nulls")]
+    if not exact and not finite and plain_numbers(dtype):
+        return out
     if kind is Kind.FLOAT:
         out += [
             c.is_nan().sum().alias(f"{i}:nan"),
@@ -63,8 +66,6 @@ def stat_exprs(i: int, name: str, dtype: pl.DataType, exact: bool = False, finit
     elif kind is Kind.INTEGER or kind is Kind.BOOLEAN:
         view = c
     elif kind is Kind.DECIMAL:
-        if _fits_int64(dtype):  # range and moments from the scaled integers (absorb)
-            return out
         view = c
         f = c.cast(pl.Float64)
         out += [f.mean().alias(f"{i}:mean"), f.var(ddof=0).alias(f"{i}:var")]
@@ -235,7 +236,7 @@ class ColumnPartial:
         nulls = int(stats["nulls"])
         self.null_count += nulls
         kind = self.kind
-        if kind is Kind.FLOAT:
+        if kind is Kind.FLOAT and "nan" in stats:  # else counted by _absorb_numbers
             self.nan_count += int(stats["nan"])
             self.pos_inf_count += int(stats["pinf"])
             self.neg_inf_count += int(stats["ninf"])
@@ -245,6 +246,9 @@ class ColumnPartial:
         values = series.drop_nulls() if nulls else series
         if kind is Kind.STRING and values.dtype != pl.String:
             values = values.cast(pl.String)
+        if self._values is None and plain_numbers(values.dtype):
+            self._absorb_numbers(values)
+            return
         if self._values is not None and (dense := dense_histogram(values)) is not None:
             self._absorb_value_stats(_dense_stats(*dense, values.dtype))
             self._add_dense(*dense)
@@ -252,15 +256,11 @@ class ColumnPartial:
         counts = value_counts(values) if self._values is not None else None
         # a sketched string batch as Arrow views: its range, lengths and HLL hashes come from them
         arrow = string_array(values) if counts is None and kind is Kind.STRING else None
-        # a sketched decimal batch as its scaled integers: range, moments, sketches all read them
-        ints = values.to_physical().cast(pl.Int64) if counts is None and _fits_int64(values.dtype) else None
         lens = None
-        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), strings, decimals
+        if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), or strings
             if arrow is not None:
                 lo, hi, lens = string_stats(values, arrow)
                 stats = {"min": lo, "max": hi}
-            elif ints is not None:
-                stats = _scaled_stats(ints, values.dtype.scale)
             else:
                 stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
         elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
@@ -279,7 +279,7 @@ class ColumnPartial:
             if self.values.height > self.exact_threshold:
                 self._start_sketches()
         else:
-            self._sketch(values, arrow, ints)
+            self._sketch(values, arrow)
 
     def _absorb_value_stats(self, stats: dict[str, Any]) -> None:
         if self.kind.numeric:
@@ -310,18 +310,41 @@ class ColumnPartial:
             self.kll.update_weighted(view, counts[keep] if keep is not None else counts)
         _hash_into(self.hll, table["value"], self.kind)
 
-    def _sketch(self, values: pl.Series, arrow: Any = None, ints: pl.Series | None = None) -> None:
-        keys = None
-        if ints is not None:  # a decimal batch: its scaled integers, and its values as doubles once
-            keys = ints.to_numpy()
-            doubles = keys / 10.0**values.dtype.scale  # as _hash_into computes them
-            self.kll.update(doubles)
-            self.hll.update_float64(doubles)
-            keys = keys.view(np.uint64)
+    def _sketch(self, values: pl.Series, arrow: Any = None) -> None:
+        if self.kll is not None:
+            self.kll.update(_numeric_view(values, self.kind)[0])
+        _hash_into(self.hll, values, self.kind, arrow)
+        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity))
+
+    def _absorb_numbers(self, values: pl.Series) -> None:
+        """A batch (no nulls) of a sketched column of :func:`plain_numbers`: one numpy array of its
+        physical values feeds the range, moments and non-finite counts (one C pass), KLL, HLL and
+        the frequent-value keys, each as :meth:`_sketch` and :func:`stat_exprs` would compute them."""
+        decimal = self.kind is Kind.DECIMAL
+        phys = values.to_physical()
+        arr = (phys.cast(pl.Int64) if decimal else phys).to_numpy()
+        n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr)
+        self.nan_count += nan
+        self.pos_inf_count += pinf
+        self.neg_inf_count += ninf
+        if decimal:  # scaled integers: the values are arr / 10**scale
+            scale = values.dtype.scale
+            unit = 10.0**scale
+            doubles = arr / unit
+            mean, m2 = mean / unit, m2 / unit**2
+            if n:
+                lo, hi = Decimal(lo).scaleb(-scale), Decimal(hi).scaleb(-scale)
         else:
-            if self.kll is not None:
-                self.kll.update(_numeric_view(values, self.kind)[0])
-            _hash_into(self.hll, values, self.kind, arrow)
+            doubles = arr.astype(np.float64, copy=False)
+        if n:
+            self.moments = self.moments + Moments(n, mean, m2)
+            self._extend_range(lo, hi)
+        if arr.dtype.kind == "f" or decimal:
+            self.hll.update_float64(doubles)
+        else:
+            self.hll.update_int64(arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64))
+        self.kll.update(doubles if n == len(arr) else doubles[np.isfinite(doubles)])
+        keys = number_keys(doubles if arr.dtype.kind == "f" else arr)
         self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys))
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
@@ -464,21 +487,12 @@ def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any
     return {"n": n, "mean": mean, "var": var, "min": low, "max": high}
 
 
-def _fits_int64(dtype: pl.DataType) -> bool:
-    """A decimal type whose scaled integers fit in int64."""
-    return dtype.is_decimal() and dtype.precision is not None and dtype.precision <= 18
-
-
-def _scaled_stats(ints: pl.Series, scale: int) -> dict[str, Any]:
-    """Range and moments of a decimal batch from its scaled integers (``ints`` = value * 10**scale)."""
-    f, unit = pl.col(ints.name).cast(pl.Float64), 10.0**scale
-    n, lo, hi, mean, var = ints.to_frame().select(
-        pl.col(ints.name).count(), pl.col(ints.name).min().alias("lo"), pl.col(ints.name).max().alias("hi"),
-        f.mean().alias("mean"), f.var(ddof=0).alias("var"),
-    ).row(0)  # fmt: skip
-    if not n:
-        return {"n": 0}
-    return {"n": n, "min": Decimal(lo).scaleb(-scale), "max": Decimal(hi).scaleb(-scale), "mean": mean / unit, "var": var / unit**2}
+def plain_numbers(dtype: pl.DataType) -> bool:
+    """Integers (up to 64 bits), floats, temporals and decimals of up to 18 digits: types whose
+    physical values numpy holds (a decimal's as its scaled int64)."""
+    if dtype.is_decimal():
+        return dtype.precision is not None and dtype.precision <= 18
+    return dtype.is_float() or dtype.is_temporal() or (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128))
 
 
 def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray | None]:

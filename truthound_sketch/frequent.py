@@ -117,18 +117,23 @@ def _hashes(values: pl.Series) -> tuple[np.ndarray, bool]:
     integers and temporals, of floats with -0.0 and NaN made one value; polars' hash for the rest
     (faster than ours on strings, measured)."""
     dtype = values.dtype
-    if (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128)) or dtype.is_temporal():
-        arr = values.to_physical().to_numpy()
-        if arr.dtype.itemsize == 8:
-            return arr.view(np.uint64), True
-        return arr.astype(np.int64).view(np.uint64), True
-    if dtype == pl.Float64:
-        arr = values.to_numpy() + 0.0  # -0.0 + 0.0 is 0.0; a new array
+    if (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128)) or dtype.is_temporal() or dtype.is_float():
+        return number_keys(values.to_physical().to_numpy()), True
+    return values.hash(0x7EA5).to_numpy(), False
+
+
+def number_keys(arr: np.ndarray) -> np.ndarray:
+    """The frequent-value keys of integers (their bits) or floats (as float64, -0.0 and NaN made
+    one value): distinct values, distinct keys."""
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float64) + 0.0  # -0.0 + 0.0 is 0.0; a new array
         nan = np.isnan(arr)
         if nan.any():
             arr[nan] = np.nan
-        return arr.view(np.uint64), True
-    return values.hash(0x7EA5).to_numpy(), False
+        return arr.view(np.uint64)
+    if arr.dtype.itemsize == 8:
+        return arr.view(np.uint64)
+    return arr.astype(np.int64).view(np.uint64)
 
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
