@@ -479,6 +479,8 @@ def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any
     if dtype.is_decimal():
         view /= 10.0**dtype.scale
         low, high = Decimal(lo_int).scaleb(-dtype.scale), Decimal(hi_int).scaleb(-dtype.scale)
+    elif dtype == pl.Boolean:
+        low, high = bool(lo_int), bool(hi_int)
     else:
         low, high = lo_int, hi_int
     w = weights.astype(np.float64)

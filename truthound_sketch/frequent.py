@@ -184,10 +184,14 @@ def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
 
 def dense_histogram(values: pl.Series) -> tuple[int, np.ndarray] | None:
     """``(lo, counts)``: how often each integer from ``lo`` on occurs among the physical integers
-    of a batch without nulls (integers, temporals, decimals of up to 18 digits), when they span
+    of a batch without nulls (integers, temporals, decimals of up to 18 digits, booleans as 0 and
+    1), when they span
     at most ``max(_DENSE_SPAN, len)`` (up to ``_DENSE_MOST``) values; None otherwise."""
     dtype = values.dtype
     decimal = dtype.is_decimal()
+    if dtype == pl.Boolean and len(values) >= 1024:  # False and True as 0 and 1
+        true = int(values.sum())
+        return 0, np.array([len(values) - true, true], dtype=np.uint64)
     if len(values) < 1024 or not (dtype.is_integer() or dtype.is_temporal() or decimal):
         return None
     if decimal and (dtype.precision is None or dtype.precision > 18):
