@@ -42,7 +42,7 @@ DEFAULT_TOOLS = ["th", "th-w1", "polars", "duckdb", "whylogs"]
 SPARK_TOOLS = ["th-spark", "spark"]
 DASK_TOOLS = ["th-dask", "dask"]
 # The `th` run each tool's row is compared with ("th / tool" ratios).
-COUNTERPART = {"th-w1": "th", "polars": "th", "duckdb": "th", "whylogs": "th", "spark": "th-spark", "dask": "th-dask"}
+COUNTERPART = {"th-w1": "th", "th-proc": "th", "polars": "th", "duckdb": "th", "whylogs": "th", "spark": "th-spark", "dask": "th-dask"}
 
 
 class Unavailable(Exception):
@@ -63,6 +63,7 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
     extra = {
         "th": [],
         "th-w1": ["--workers", "1"],
+        "th-proc": ["--processes"],
         "th-spark": ["--backend", "spark", "--master", "local[2]"],
         "th-dask": ["--backend", "dask"],
     }

@@ -83,6 +83,7 @@ def test_save_partial_and_merge_equals_whole(flights, tmp_path):
         (["merge", "/nonexistent.tsp", "-o", "x"], "cannot read"),
         (["profile", "x.csv", "--workers", "0"], "must be at least 1"),
         (["profile", "x.csv", "--backend", "nope"], "invalid choice"),
+        (["profile", "x.csv", "--threads", "--processes"], "not allowed with"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, needle, tmp_path):

@@ -139,6 +139,19 @@ def test_frame_strategies_match_single_thread(frame, frame_baseline, strategy) -
     assert_exact_equal(backend.profile(frame.lazy()), frame_baseline)
 
 
+def test_threads_or_processes_by_default(big_parquet, baseline) -> None:
+    """Threads up to THREADS_UP_TO workers, processes beyond; an explicit choice wins."""
+    from truthound_sketch.distributed.local import THREADS_UP_TO
+
+    assert LocalBackend(num_workers=2).use_processes is False
+    assert LocalBackend(num_workers=THREADS_UP_TO + 1).use_processes is True
+    assert LocalBackend(num_workers=2, config=LocalConfig(use_processes=True)).use_processes is True
+    assert LocalBackend(num_workers=8, use_processes=False).use_processes is False
+    backend = LocalBackend(num_workers=2)
+    assert_exact_equal(backend.profile(big_parquet), baseline)
+    assert not backend.last_pool_pids  # no process pool ran
+
+
 def test_profiler_create(big_parquet, baseline) -> None:
     for strategy in ("hybrid", PartitionStrategy.HASH):
         with DistributedProfiler.create(backend="local", partition_strategy=strategy, num_workers=2) as profiler:
@@ -261,7 +274,7 @@ def _kill_a_busy_worker(backend, path, events):
 def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> None:
     psutil = pytest.importorskip("psutil")
     monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)  # 6 slices: 3 a worker
-    backend = LocalBackend(num_workers=2, max_retries=2)
+    backend = LocalBackend(num_workers=2, use_processes=True, max_retries=2)
     events = Recorder()
     future, victim, proc = _kill_a_busy_worker(backend, big_parquet, events)
     prof = future.result(timeout=300)
@@ -276,7 +289,7 @@ def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> N
 
 def test_killed_worker_without_retries_fails_the_run(big_parquet, monkeypatch) -> None:
     monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)
-    backend = LocalBackend(num_workers=2, max_retries=0)
+    backend = LocalBackend(num_workers=2, use_processes=True, max_retries=0)
     events = Recorder()
     future, victim, _ = _kill_a_busy_worker(backend, big_parquet, events)
     with pytest.raises(BackendError, match=f"worker {victim} exited.*gave up after 1 attempt"):
@@ -301,7 +314,7 @@ def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
     pl.DataFrame({"a": range(1000)}).write_csv(good)
     (tmp_path / "b.ndjson").write_text('{"a": 1}\n{"a": oops\n')
     events = Recorder()
-    backend = LocalBackend(num_workers=2)
+    backend = LocalBackend(num_workers=2, use_processes=True)
     with pytest.raises(ts.InputError, match="b.ndjson"):
         backend.profile(str(tmp_path), monitor=events)
     assert backend.last_pool_pids

@@ -191,7 +191,7 @@ def test_large_csv_in_worker_processes(frame, tmp_path, monkeypatch) -> None:
     big.write_csv(path)
     assert os.path.getsize(path) >= workers.POOL_MIN_BYTES
     monkeypatch.setattr(sources, "_SPLIT_BYTES", 4 << 20)
-    backend = LocalBackend(num_workers=2)
+    backend = LocalBackend(num_workers=2, use_processes=True)
     prof = backend.profile(str(path))
     assert backend.last_pool_pids, "the process pool did not run"
     assert prof.partitions >= 4 and prof.row_count == big.height
@@ -342,7 +342,7 @@ def test_s3_in_worker_processes(s3, reference, monkeypatch) -> None:
     from truthound_sketch.distributed import LocalBackend
 
     monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
-    backend = LocalBackend(num_workers=2, storage_options=s3)
+    backend = LocalBackend(num_workers=2, use_processes=True, storage_options=s3)
     prof = backend.profile("s3://profiles-bucket/data/")
     assert len(backend.last_pool_pids) == 2
     same(prof, reference)

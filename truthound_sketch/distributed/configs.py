@@ -36,5 +36,6 @@ class RayConfig:
 @dataclass
 class LocalConfig:
     num_workers: int | None = None  # None = TRUTHOUND_NUM_WORKERS or the number of CPU cores
-    use_processes: bool = True
+    #: True: worker processes; False: threads; None: threads up to THREADS_UP_TO workers, then processes
+    use_processes: bool | None = None
     max_retries: int = 2

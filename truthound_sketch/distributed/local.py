@@ -1,8 +1,11 @@
-"""The local engine: worker processes that read their own file slices, or threads over frames.
+"""The local engine: threads, or worker processes that read their own file slices.
 
-Sketch updates hold the GIL, so threads only overlap the parts that polars and Arrow run without
-it; processes scale with cores.  Processes are used for files (each worker reads its slices: parquet
-row groups, Arrow IPC batches, CSV/NDJSON byte ranges); threads for in-memory frames.
+The heavy parts of a batch (polars' aggregates, the C kernels of the sketches) run without the GIL;
+the Python between them holds it.  Threads share one interpreter (no process starts, imports done
+once); processes (each worker reads its own slices: parquet row groups, Arrow IPC batches, CSV/NDJSON
+byte ranges, and a worker that dies is replaced and its slice retried) scale past the GIL's share.
+By default files are profiled by threads up to ``THREADS_UP_TO`` workers and by processes beyond;
+in-memory frames always by threads.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from .base import ProfilingBackend, reduce_partials
 from .configs import LocalConfig
 from .partitioning import HashPartitioner, PartitionStrategy, split_columns
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "THREADS_UP_TO"]
+
+#: with ``use_processes=None``, files are profiled by threads up to this many workers: on 2 cores,
+#: threads took 1.11 s and 1.57 s on synthetic-10m and lineitem-sf1 against 1.33 s and 1.75 s for
+#: processes (medians of 3, docs/benchmarks.md); the Python that holds the GIL (a fifth to a
+#: quarter of a batch's time, by the CPU use of two threads) limits threads on more cores
+THREADS_UP_TO = 4
 
 
 class LocalBackend(ProfilingBackend):
@@ -40,7 +49,8 @@ class LocalBackend(ProfilingBackend):
         self.num_workers = num_workers or config.num_workers or workers.default_workers()
         if self.num_workers < 1:
             raise ConfigError(f"num_workers must be at least 1, got {self.num_workers}")
-        self.use_processes = config.use_processes if use_processes is None else use_processes
+        chosen = config.use_processes if use_processes is None else use_processes
+        self.use_processes: bool = self.num_workers > THREADS_UP_TO if chosen is None else bool(chosen)
         self.max_retries = config.max_retries if max_retries is None else max_retries
         self.last_pool_pids: list[int] = []
 
@@ -99,10 +109,10 @@ class LocalBackend(ProfilingBackend):
     # -- run ------------------------------------------------------------------------------
     def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int,
                      one_reader: bool = False) -> list[tuple[Any, TablePartial]]:  # fmt: skip
-        """Each part on a thread.  ``one_reader``: file slices are read one batch at a time across
-        the threads (polars decodes a batch with its own threads; two decodes at once on two cores
+        """Each part on a thread.  ``one_reader``: file slices are read one batch at a time per four
+        threads (polars decodes a batch with its own threads; two decodes at once on two cores
         were slower and held twice the decoding buffers, measured)."""
-        reading = threading.Lock()
+        reading = threading.Semaphore(max(1, n // 4))
 
         def serial(batches):
             it = iter(batches)
