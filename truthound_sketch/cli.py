@@ -272,9 +272,10 @@ def entry() -> None:
     thread unless the environment says otherwise: nothing here multiplies matrices, and starting
     the pool costs about 50 ms of CPU (measured)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # polars' allocator (jemalloc) with one arena: batches freed by one thread are reused by the
-    # others instead of staying in per-thread arenas (lineitem-sf1, 2 threads: 485-502 -> 424-448 MB)
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1")
+    # polars' allocator (jemalloc) with one arena, so that batches freed by one thread serve the
+    # others, and freed pages returned within 0.3 s rather than 10 (lineitem, 2 threads: sf1
+    # 485-502 -> 400-413 MB, sf10 433 MB; no change in time measured)
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:300,muzzy_decay_ms:0")
     _pause_gc()
     code = main()
     if any(name in sys.modules for name in _ENGINE_MODULES):

@@ -61,18 +61,20 @@ class LocalBackend(ProfilingBackend):
                                 min_slices=n if n > 1 else 1)  # fmt: skip
         if source.is_files:
             tasks = self._file_tasks(source, n)
+            partitions = len(tasks)
             bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
             pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= workers.POOL_MIN_BYTES
             keyed = self._run_pool(tasks, config, bus) if pooled else self._run_threads(
-                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n, one_reader=True)
+                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n, files=True)
         else:
             parts = self._frame_tasks(source, n)
+            partitions = len(parts)
             bus.run_started(backend=self.name, num_partitions=len(parts), total_rows=source.rows, source=source.label)
             keyed = self._run_threads(parts, config, bus, n if len(parts) > 1 else 1)
         started = time.perf_counter()
         result = reduce_partials(keyed)
         bus.aggregation_completed(partials=len(keyed), duration_seconds=time.perf_counter() - started)
-        return result, len(keyed)
+        return result, partitions
 
     def _file_tasks(self, source: Source, n: int) -> list[tuple[Any, Slice]]:
         strategy = self.partition_strategy
@@ -108,11 +110,15 @@ class LocalBackend(ProfilingBackend):
 
     # -- run ------------------------------------------------------------------------------
     def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int,
-                     one_reader: bool = False) -> list[tuple[Any, TablePartial]]:  # fmt: skip
-        """Each part on a thread.  ``one_reader``: file slices are read one batch at a time per four
+                     files: bool = False) -> list[tuple[Any, TablePartial]]:  # fmt: skip
+        """Each part on a thread.  ``files``: slices of files, read one batch at a time per four
         threads (polars decodes a batch with its own threads; two decodes at once on two cores
-        were slower and held twice the decoding buffers, measured)."""
+        were slower and held twice the decoding buffers, measured); with row-based slices each
+        thread adds all its slices to one partial, so that memory does not grow with the number
+        of slices and a column's mode (exact or sketched) carries over from slice to slice."""
         reading = threading.Semaphore(max(1, n // 4))
+        fold = files and self.partition_strategy is PartitionStrategy.ROW_BASED
+        folded: dict[int, TablePartial] = {}  # thread ident -> its partial
 
         def serial(batches):
             it = iter(batches)
@@ -127,20 +133,29 @@ class LocalBackend(ProfilingBackend):
             worker = f"thread-{index % n}"
             bus.partition_started(index, worker_id=worker)
             t0 = time.perf_counter()
+            part = folded.setdefault(threading.get_ident(), TablePartial.zero(None, config)) if fold else None
+            before = part.row_count if fold else 0
             try:
-                part = TablePartial.from_batches(serial(produce()) if one_reader else produce(), config)
+                if fold:
+                    for batch in serial(produce()):
+                        part.update(batch)
+                else:
+                    part = TablePartial.from_batches(serial(produce()) if files else produce(), config)
             except BaseException as exc:
                 bus.partition_failed(index, error=exc, worker_id=worker)
                 raise
-            bus.partition_completed(index, rows=part.row_count, duration_seconds=time.perf_counter() - t0, worker_id=worker)
+            rows = part.row_count - before
+            bus.partition_completed(index, rows=rows, duration_seconds=time.perf_counter() - t0, worker_id=worker)
             return key, part
 
         for i, _ in enumerate(parts):
             bus.partition_submitted(i)
         if n <= 1 or len(parts) <= 1:
-            return [run(i, k, p) for i, (k, p) in enumerate(parts)]
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="truthound-sketch") as pool:
-            return list(pool.map(lambda a: run(a[0], *a[1]), enumerate(parts)))
+            keyed = [run(i, k, p) for i, (k, p) in enumerate(parts)]
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="truthound-sketch") as pool:
+                keyed = list(pool.map(lambda a: run(a[0], *a[1]), enumerate(parts)))
+        return list(enumerate(folded.values())) if fold else keyed
 
     def _run_pool(self, tasks: list[tuple[Any, Slice]], config: ProfileConfig, bus: Any) -> list[tuple[Any, TablePartial]]:
         params = {k: getattr(config, k) for k in ("kll_k", "hll_lg_k", "exact_threshold", "frequent_capacity", "batch_rows")}
