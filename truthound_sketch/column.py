@@ -343,8 +343,10 @@ class ColumnPartial:
             self.hll.update_float64(doubles)
         else:
             self.hll.update_int64(arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64))
-        self.kll.update(doubles if n == len(arr) else doubles[np.isfinite(doubles)])
         keys = number_keys(doubles if arr.dtype.kind == "f" else arr)
+        # last: KLL sorts runs of the doubles in place when they are this method's own copy
+        finite = doubles if n == len(arr) else doubles[np.isfinite(doubles)]
+        self.kll.update(finite, scratch=finite is not arr)
         self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys))
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":

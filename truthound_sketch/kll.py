@@ -43,14 +43,16 @@ class KllQuantiles:
     def n(self) -> int:
         return self.sketch.n
 
-    def update(self, values: np.ndarray) -> None:
+    def update(self, values: np.ndarray, *, scratch: bool = False) -> None:
         """Add float64 values (finite, non-null).
 
         The values go in as sorted runs of ``_RUN`` (a permutation of the batch): KLL's bounds
-        hold for any order of arrival, and compactions of level zero find it sorted.
+        hold for any order of arrival, and compactions of level zero find it sorted.  With
+        ``scratch`` (the caller's own float64 array, no longer needed) the runs are sorted in
+        place instead of in a copy.
         """
         if len(values):
-            runs = _sorted_runs(np.asarray(values, dtype=np.float64))
+            runs = _sorted_runs(np.asarray(values, dtype=np.float64), in_place=scratch)
             data = _kll.update(self.sketch.serialize(), runs, int.from_bytes(os.urandom(8), "little"))
             self.sketch = ds.kll_doubles_sketch.deserialize(data)
 
@@ -93,9 +95,11 @@ class KllQuantiles:
 _RUN = 256
 
 
-def _sorted_runs(values: np.ndarray) -> np.ndarray:
-    """A new C-contiguous array of the values, sorted within consecutive runs of ``_RUN``."""
-    out = np.array(values, dtype=np.float64, order="C")  # one copy, sorted in place
+def _sorted_runs(values: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """The values sorted within consecutive runs of ``_RUN``: a new C-contiguous array, or
+    ``values`` itself (``in_place``, when it is a writable C-contiguous float64 array)."""
+    usable = in_place and values.dtype == np.float64 and values.flags.c_contiguous and values.flags.writeable
+    out = values if usable else np.array(values, dtype=np.float64, order="C")  # one copy, sorted in place
     whole = len(out) - len(out) % _RUN
     out[:whole].reshape(-1, _RUN).sort(axis=1)
     out[whole:].sort()
