@@ -18,12 +18,22 @@ from truthound_sketch.frequent import FrequentItems, value_counts
 @given(
     values=st.lists(st.integers(0, 3000), min_size=1, max_size=6000),
     capacity=st.integers(1, 200),
-    kind=st.sampled_from(["int", "text", "float", "date", "int128", "uint8"]),
+    kind=st.sampled_from(["int", "text", "short text", "float", "date", "int128", "uint8"]),
 )
 def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
+    """From hashes, value bits or short strings' views: the same summary as from exact counts."""
+    from truthound_sketch.views import inline_keys, string_array
+
     s = pl.Series("v", values)
+    keys = None
     if kind == "text":
-        s = s.cast(pl.String)
+        s = ("a value longer than twelve bytes: " + s.cast(pl.String)).str.slice(0, pl.Series(values) % 40)
+        keys = inline_keys(string_array(s))  # None as soon as one is long
+        assert keys is None or s.str.len_bytes().max() <= 12
+    elif kind == "short text":  # every string inline: keyed by its view
+        s = pl.concat([s[: len(s) // 2], s[len(s) // 2 :]], rechunk=False).cast(pl.String)
+        keys = inline_keys(string_array(s))
+        assert keys is not None and len(keys) == len(s)
     elif kind == "float":  # 0.0 and -0.0, NaN from two expressions: polars counts each as one value
         special = {1: -0.0, 2: float("nan"), 3: float("inf") - float("inf")}
         s = pl.Series("v", [special.get(v % 50, v / 8) for v in values], dtype=pl.Float64)
@@ -33,7 +43,7 @@ def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
         s = pl.Series("v", [v * 2**70 for v in values], dtype=pl.Int128)
     elif kind == "uint8":
         s = (s % 256).cast(pl.UInt8)
-    fast = FrequentItems.from_batch(s, capacity)
+    fast = FrequentItems.from_batch(s, capacity, keys, exact=False) if keys is not None else FrequentItems.from_batch(s, capacity)
     exact = FrequentItems.from_counts(value_counts(s), capacity)
     assert fast.error == exact.error
     assert fast.table.sort("value").equals(exact.table.sort("value"))

@@ -671,7 +671,50 @@ static PyObject *py_dense_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* inline_keys(views) -> uint64 bytes or None: a 64-bit key a row from its 16-byte view when
+ * every string of the column is inline (at most 12 bytes, zero-padded: the view is the string),
+ * equal strings giving equal keys; None as soon as a longer one (or a bad length) is seen. */
+static PyObject *py_inline_keys(PyObject *self, PyObject *arg) {
+    Py_buffer v;
+    if (get_buffer(arg, &v, 0, 1, "views (uint8)") < 0) return NULL;
+    if (v.len % 16 != 0) {
+        PyBuffer_Release(&v);
+        PyErr_SetString(PyExc_ValueError, "views: expected 16 bytes a row");
+        return NULL;
+    }
+    const Py_ssize_t n = v.len / 16;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (out == NULL) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    uint64_t *keys = (uint64_t *)PyBytes_AS_STRING(out);
+    const uint8_t *views = (const uint8_t *)v.buf;
+    int inline_only = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t w0, w1;
+        memcpy(&w0, views + 16 * i, 8);
+        memcpy(&w1, views + 16 * i + 8, 8);
+        if ((uint32_t)w0 > 12) { /* a longer string, or a negative length */
+            inline_only = 0;
+            break;
+        }
+        keys[i] = mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&v);
+    if (!inline_only) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
 static PyMethodDef hashcount_methods[] = {
+    {"inline_keys", py_inline_keys, METH_O,
+     "inline_keys(views) -> uint64 bytes or None: a key a row of a string-view column whose strings are all "
+     "inline (at most 12 bytes), equal strings equal keys; None when one is longer."},
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
     {"string_stats", py_string_stats, METH_VARARGS,
@@ -683,7 +726,7 @@ static PyMethodDef hashcount_methods[] = {
      "array spanning at most limit values; None when it spans more (or is empty)."},
     {"heavy_rows", py_heavy_rows, METH_VARARGS,
      "heavy_rows(hashes, k, floor) -> (kth, floor, rows): the k-th largest hash multiplicity, and the rows "
-     "whose hash occurs more than floor times (floor < 0: max(kth - 1, 1))."},
+     "whose hash occurs more than floor times (floor FLOOR_KTH: kth; another negative floor: max(kth - 1, 1))."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -45,7 +45,8 @@ class FrequentItems:
         return cls(table, error, capacity)
 
     @classmethod
-    def from_batch(cls, values: pl.Series, capacity: int, keys: np.ndarray | None = None) -> "FrequentItems":
+    def from_batch(cls, values: pl.Series, capacity: int, keys: np.ndarray | None = None,
+                   exact: bool = True) -> "FrequentItems":  # fmt: skip
         """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``.
 
         Only values that can survive the Misra-Gries cut are counted.  The number of rows sharing
@@ -56,14 +57,15 @@ class FrequentItems:
         counted: the summary is exact.  Otherwise the floor is lowered, down to counting every row
         that may repeat.
 
-        When the keys are the values' own bits (numbers, temporals; ``keys`` passed by the caller,
-        e.g. a decimal batch's scaled integers), multiplicities are the counts themselves: the
-        k-th largest is the cut, and only the rows of values above it are counted.
+        ``keys``: the rows' 64-bit keys when the caller has them (equal values, equal keys), the
+        values' own bits unless ``exact`` is False.  When the keys are the values' own bits
+        (numbers, temporals, a decimal batch's scaled integers), multiplicities are the counts
+        themselves: the k-th largest is the cut, and only the rows of values above it are counted.
         """
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        hashes, exact = (keys, True) if keys is not None else _hashes(values)
+        hashes, exact = (keys, exact) if keys is not None else _hashes(values)
         if exact:
             cut, _, found = _hashcount.heavy_rows(hashes, k, _hashcount.FLOOR_KTH)
             if not cut:  # fewer than k distinct values: no cut

@@ -14,7 +14,7 @@ import polars as pl
 
 from . import _hashcount
 
-__all__ = ["string_array", "string_stats", "string_views"]
+__all__ = ["inline_keys", "string_array", "string_stats", "string_views"]
 
 
 def string_array(values: pl.Series) -> Any:
@@ -33,6 +33,18 @@ def string_views(chunk: Any) -> tuple[np.ndarray, list[Any]]:
     buffers = chunk.buffers()
     views = np.frombuffer(buffers[1], dtype=np.uint8)[16 * chunk.offset : 16 * (chunk.offset + len(chunk))]
     return views, [b if b is not None else b"" for b in buffers[2:]]
+
+
+def inline_keys(arrow: Any) -> np.ndarray | None:
+    """64-bit keys of the rows of a :func:`string_array` (equal strings, equal keys) taken from the
+    views themselves when every string is inline (at most 12 bytes); None otherwise."""
+    keys = []
+    for chunk in arrow.chunks:
+        found = _hashcount.inline_keys(string_views(chunk)[0])
+        if found is None:
+            return None
+        keys.append(np.frombuffer(found, dtype=np.uint64))
+    return keys[0] if len(keys) == 1 else np.concatenate(keys)
 
 
 def string_stats(values: pl.Series, arrow: Any) -> tuple[str, str, np.ndarray]:
