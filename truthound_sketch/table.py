@@ -50,10 +50,16 @@ class TablePartial:
 
     @classmethod
     def from_batches(cls, batches: Iterable[Any], config: ProfileConfig | None = None) -> "TablePartial":
-        part = cls.zero(None, config)
-        for batch in batches:
-            part.update(batch)
-        return part
+        return cls.zero(None, config).update_all(batches)
+
+    def update_all(self, batches: Iterable[Any]) -> "TablePartial":
+        """Add every batch of an iterable (returns self); a batch is let go before the next one is
+        read, so that a reader decoding the next batch never runs beside the last one."""
+        it = iter(batches)
+        while (batch := next(it, None)) is not None:
+            self.update(batch)
+            del batch
+        return self
 
     def update(self, batch: Any) -> "TablePartial":
         """Add a batch of rows (returns self)."""

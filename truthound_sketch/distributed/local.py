@@ -128,6 +128,7 @@ class LocalBackend(ProfilingBackend):
                 if batch is None:
                     return
                 yield batch
+                del batch  # not held while the next one is decoded
 
         def run(index: int, key: Any, produce: Any) -> tuple[Any, TablePartial]:
             worker = f"thread-{index % n}"
@@ -137,8 +138,7 @@ class LocalBackend(ProfilingBackend):
             before = part.row_count if fold else 0
             try:
                 if fold:
-                    for batch in serial(produce()):
-                        part.update(batch)
+                    part.update_all(serial(produce()))
                 else:
                     part = TablePartial.from_batches(serial(produce()) if files else produce(), config)
             except BaseException as exc:
