@@ -273,8 +273,8 @@ def entry() -> None:
     the pool costs about 50 ms of CPU (measured)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # polars' allocator (jemalloc) with one arena, so that batches freed by one thread serve the
-    # others, and freed pages returned within 0.3 s rather than 10 (lineitem, 2 threads: sf1
-    # 485-502 -> 400-413 MB, sf10 433 MB; no change in time measured)
+    # others, and freed pages returned within 0.3 s rather than 10 (lineitem-sf1, 2 threads:
+    # 396-401 -> 346-348 MB; no change in time measured)
     os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:300,muzzy_decay_ms:0")
     _pause_gc()
     code = main()

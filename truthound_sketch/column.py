@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .errors import SchemaMismatchError
 from . import _moments
+from .errors import SchemaMismatchError
 from .frequent import FrequentItems, dense_histogram, dense_table, number_keys, value_counts
 from .hll import HllDistinct
 from .kinds import Kind, kind_of
@@ -101,15 +101,19 @@ def counts_stats(counts: pl.DataFrame, kind: Kind) -> dict[str, Any]:
     if keep is not None:
         weights = weights[keep]
         values = values.filter(pl.Series(keep))
-    n = int(weights.sum())
-    if not n:
+    if not weights.sum():
         return {"n": 0}
-    w = weights.astype(np.float64)
-    mean = float(np.dot(view, w)) / n
-    var = float(np.dot((view - mean) ** 2, w)) / n
     if kind.temporal:
         values = values.to_physical()
-    return {"n": n, "mean": mean, "var": var, "min": values.min(), "max": values.max()}
+    return {**_weighted_moments(view, weights), "min": values.min(), "max": values.max()}
+
+
+def _weighted_moments(view: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+    """Count, mean and population variance of distinct values (float64) seen ``weights`` times."""
+    n = int(weights.sum())
+    w = weights.astype(np.float64)
+    mean = float(np.dot(view, w)) / n
+    return {"n": n, "mean": mean, "var": float(np.dot((view - mean) ** 2, w)) / n}
 
 
 def _value_dtype(dtype: pl.DataType) -> pl.DataType:
@@ -171,8 +175,9 @@ class ColumnPartial:
     def values(self) -> pl.DataFrame | None:
         """The exact value counts (columns ``value``, ``count``) while the column is exact, else None.
 
-        Batches of integers, temporals and decimals in a narrow range add their histograms to a
-        running one (numpy, no table work a batch); it joins the table when the table is read."""
+        Batches of booleans, integers, temporals and decimals in a narrow range add their
+        histograms to a running one (numpy, no table work a batch); it joins the table when the
+        table is read."""
         if self._dense is not None:
             lo, hist = self._dense
             self._dense = None
@@ -263,8 +268,6 @@ class ColumnPartial:
                 stats = {"min": lo, "max": hi}
             else:
                 stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
-        elif kind is Kind.FLOAT and (stats["nan"] or stats["pinf"] or stats["ninf"]):
-            stats = value_stats(values)  # range and moments of the finite values only
         self._absorb_value_stats(stats)
         if kind is Kind.STRING:
             if counts is not None:  # lengths of the distinct values, weighted by their counts
@@ -475,8 +478,6 @@ def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any
     """Range and moments of a batch from its :func:`~truthound_sketch.frequent.dense_histogram`,
     as :func:`stat_exprs` gives them (temporal values by their physical integer)."""
     present = np.flatnonzero(hist)
-    weights = hist[present]
-    n = int(weights.sum())
     view = (present + lo).astype(np.float64)
     lo_int, hi_int = lo + int(present[0]), lo + int(present[-1])
     if dtype.is_decimal():
@@ -486,10 +487,7 @@ def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any
         low, high = bool(lo_int), bool(hi_int)
     else:
         low, high = lo_int, hi_int
-    w = weights.astype(np.float64)
-    mean = float(np.dot(view, w)) / n
-    var = float(np.dot((view - mean) ** 2, w)) / n
-    return {"n": n, "mean": mean, "var": var, "min": low, "max": high}
+    return {**_weighted_moments(view, hist[present]), "min": low, "max": high}
 
 
 def plain_numbers(dtype: pl.DataType) -> bool:
