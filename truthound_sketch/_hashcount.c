@@ -290,6 +290,9 @@ static inline int view_bytes(const uint8_t *v, const Py_buffer *bufs, Py_ssize_t
     return 0;
 }
 
+/* the hash of an inline string (at most 12 bytes, zero-padded): its 16-byte view as two words */
+static inline uint64_t view_hash(uint64_t w0, uint64_t w1) { return mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL); }
+
 static inline uint64_t bytes_hash(const uint8_t *p, uint32_t len) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ len;
     uint32_t i = 0;
@@ -416,7 +419,7 @@ static PyObject *py_count_views(PyObject *self, PyObject *args) {
                 bad = i;
                 break;
             }
-            h = a.len <= 12 ? mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL) : bytes_hash(a.ptr, a.len);
+            h = a.len <= 12 ? view_hash(w0, w1) : bytes_hash(a.ptr, a.len);
             uint32_t got = 0; /* the string's distinct id + 1 */
             size_t s = (size_t)h & mask;
             for (;;) {
@@ -700,7 +703,7 @@ static PyObject *py_inline_keys(PyObject *self, PyObject *arg) {
             inline_only = 0;
             break;
         }
-        keys[i] = mix((w0 ^ mix(w1)) * 0x9E3779B97F4A7C15ULL);
+        keys[i] = view_hash(w0, w1);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&v);
