@@ -187,8 +187,8 @@ def _dense_counts(values: pl.Series) -> pl.DataFrame | None:
 def dense_histogram(values: pl.Series) -> tuple[int, np.ndarray] | None:
     """``(lo, counts)``: how often each integer from ``lo`` on occurs among the physical integers
     of a batch without nulls (integers, temporals, decimals of up to 18 digits, booleans as 0 and
-    1), when they span
-    at most ``max(_DENSE_SPAN, len)`` (up to ``_DENSE_MOST``) values; None otherwise."""
+    1), when they span at most ``max(_DENSE_SPAN, len)`` (up to ``_DENSE_MOST``) values; None
+    otherwise."""
     dtype = values.dtype
     decimal = dtype.is_decimal()
     if dtype == pl.Boolean and len(values) >= 1024:  # False and True as 0 and 1
