@@ -430,8 +430,10 @@ def test_empty_values_are_counted(threshold: int) -> None:
 def test_sketched_quantiles_equal_exact_on_small_inputs(kind: str, data) -> None:
     """Below k values KLL keeps every value, so sketched quantiles (turned back into the column's
     type) must equal the exact ones; so must string-length statistics.  (Kinds whose values pass
-    2**53 are left out: the sketch holds float64.)"""
+    2**53 are left out, and datetimes kept within it: the sketch holds float64.)"""
     values = data.draw(column_values(kind), label="values")
+    if kind == "datetime_tz":  # the strategy reaches ±5e16 microseconds; float64 is exact to 2**53
+        values = [None if v is None else max(-(2**53), min(2**53, v)) for v in values]
     s = series_of(kind, values)
     exact, sketched = col_partial(s, 4096).finalize(), col_partial(s, 0).finalize()
     assert exact.quantiles == sketched.quantiles
