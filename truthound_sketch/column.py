@@ -28,7 +28,7 @@ from . import _moments
 from .errors import SchemaMismatchError
 from .frequent import FrequentItems, dense_histogram, dense_table, number_keys, value_counts
 from .hll import HllDistinct
-from .kinds import Kind, kind_of
+from .kinds import Kind, kind_of, plain_numbers
 from .kll import KllQuantiles
 from .lengths import LengthStats
 from .moments import Moments
@@ -337,17 +337,22 @@ class ColumnPartial:
             doubles = arr / unit
             mean, m2 = mean / unit, m2 / unit**2
             if n:
-                lo, hi = Decimal(lo).scaleb(-scale), Decimal(hi).scaleb(-scale)
+                lo, hi = _decimal(lo, scale), _decimal(hi, scale)
         else:
             doubles = arr.astype(np.float64, copy=False)
         if n:
             self.moments = self.moments + Moments(n, mean, m2)
             self._extend_range(lo, hi)
-        if arr.dtype.kind == "f" or decimal:
+        if arr.dtype.kind == "f":
             self.hll.update_float64(doubles)
+            keys = number_keys(doubles)
         else:
-            self.hll.update_int64(arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64))
-        keys = number_keys(doubles if arr.dtype.kind == "f" else arr)
+            ints = arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64)
+            if decimal:  # hashed by value, as _hash_into does
+                self.hll.update_float64(doubles)
+            else:
+                self.hll.update_int64(ints)
+            keys = ints.view(np.uint64)
         # last: KLL sorts runs of the doubles in place when they are this method's own copy
         finite = doubles if n == len(arr) else doubles[np.isfinite(doubles)]
         self.kll.update(finite, scratch=finite is not arr)
@@ -470,6 +475,11 @@ def _add_counts(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([a, b]).group_by("value").agg(pl.col("count").sum())
 
 
+def _decimal(scaled: int, scale: int) -> Decimal:
+    """The decimal whose scaled integer (value * 10**scale) is ``scaled``, as polars returns it."""
+    return Decimal(scaled).scaleb(-scale)
+
+
 #: the widest range of integers a running histogram of exact counts spans (8 bytes a value)
 _DENSE_RUN = 1 << 20
 
@@ -482,20 +492,12 @@ def _dense_stats(lo: int, hist: np.ndarray, dtype: pl.DataType) -> dict[str, Any
     lo_int, hi_int = lo + int(present[0]), lo + int(present[-1])
     if dtype.is_decimal():
         view /= 10.0**dtype.scale
-        low, high = Decimal(lo_int).scaleb(-dtype.scale), Decimal(hi_int).scaleb(-dtype.scale)
+        low, high = _decimal(lo_int, dtype.scale), _decimal(hi_int, dtype.scale)
     elif dtype == pl.Boolean:
         low, high = bool(lo_int), bool(hi_int)
     else:
         low, high = lo_int, hi_int
     return {**_weighted_moments(view, hist[present]), "min": low, "max": high}
-
-
-def plain_numbers(dtype: pl.DataType) -> bool:
-    """Integers (up to 64 bits), floats, temporals and decimals of up to 18 digits: types whose
-    physical values numpy holds (a decimal's as its scaled int64)."""
-    if dtype.is_decimal():
-        return dtype.precision is not None and dtype.precision <= 18
-    return dtype.is_float() or dtype.is_temporal() or (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128))
 
 
 def _numeric_view(values: pl.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray | None]:

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from . import _hashcount
+from .kinds import plain_numbers
 from .views import string_array, string_views
 
 __all__ = ["FrequentItems", "value_counts"]
@@ -119,7 +120,7 @@ def _hashes(values: pl.Series) -> tuple[np.ndarray, bool]:
     integers and temporals, of floats with -0.0 and NaN made one value; polars' hash for the rest
     (faster than ours on strings, measured)."""
     dtype = values.dtype
-    if (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128)) or dtype.is_temporal() or dtype.is_float():
+    if plain_numbers(dtype) and not dtype.is_decimal():
         return number_keys(values.to_physical().to_numpy()), True
     return values.hash(0x7EA5).to_numpy(), False
 
@@ -190,20 +191,15 @@ def dense_histogram(values: pl.Series) -> tuple[int, np.ndarray] | None:
     1), when they span at most ``max(_DENSE_SPAN, len)`` (up to ``_DENSE_MOST``) values; None
     otherwise."""
     dtype = values.dtype
-    decimal = dtype.is_decimal()
-    if dtype == pl.Boolean and len(values) >= 1024:  # False and True as 0 and 1
+    if len(values) < 1024:
+        return None
+    if dtype == pl.Boolean:  # False and True as 0 and 1
         true = int(values.sum())
         return 0, np.array([len(values) - true, true], dtype=np.uint64)
-    if len(values) < 1024 or not (dtype.is_integer() or dtype.is_temporal() or decimal):
-        return None
-    if decimal and (dtype.precision is None or dtype.precision > 18):
+    if not plain_numbers(dtype) or dtype.is_float():
         return None
     phys = values.to_physical()
-    if phys.dtype in (pl.Int128, pl.UInt128):
-        if not decimal:
-            return None
-        phys = phys.cast(pl.Int64)
-    arr = phys.to_numpy()
+    arr = (phys.cast(pl.Int64) if dtype.is_decimal() else phys).to_numpy()
     if arr.dtype == np.uint64:
         if arr.max() >= 1 << 63:
             return None

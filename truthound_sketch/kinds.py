@@ -6,7 +6,7 @@ from enum import Enum
 
 import polars as pl
 
-__all__ = ["Kind", "kind_of"]
+__all__ = ["Kind", "kind_of", "plain_numbers"]
 
 
 class Kind(str, Enum):
@@ -39,6 +39,14 @@ class Kind(str, Enum):
 
 
 _NUMERIC = {Kind.INTEGER, Kind.FLOAT, Kind.DECIMAL, Kind.BOOLEAN, Kind.DATE, Kind.DATETIME, Kind.DURATION, Kind.TIME}
+
+
+def plain_numbers(dtype: pl.DataType) -> bool:
+    """Integers (up to 64 bits), floats, temporals and decimals of up to 18 digits: types whose
+    physical values numpy holds (a decimal's as its scaled int64)."""
+    if dtype.is_decimal():
+        return dtype.precision is not None and dtype.precision <= 18
+    return dtype.is_float() or dtype.is_temporal() or (dtype.is_integer() and dtype not in (pl.Int128, pl.UInt128))
 
 
 def kind_of(dtype: pl.DataType) -> Kind:
