@@ -80,11 +80,27 @@ def test_heavy_rows_kernel_finds_every_row_above_the_floor(hashes, k, floor):
     assert sorted(rows.tolist()) == np.flatnonzero(counts[inverse] > used).tolist()
 
 
+@settings(max_examples=100, deadline=None)
+@given(keys=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**64 - 1, 2**63]), max_size=5000),
+       k=st.integers(1, 50))  # fmt: skip
+def test_heavy_keys_kernel_returns_every_key_above_the_kth_multiplicity(keys, k):
+    h = np.array(keys, dtype=np.uint64)
+    kth, found, counts = _hashcount.heavy_keys(h, k)
+    distinct, counted = np.unique(h, return_counts=True)
+    ordered = np.sort(counted)[::-1]
+    assert kth == (int(ordered[k - 1]) if len(ordered) >= k else 0)
+    got = dict(zip(np.frombuffer(found, dtype=np.uint64).tolist(), np.frombuffer(counts, dtype=np.uint32).tolist()))
+    above = counted > kth if kth else np.zeros(len(distinct), dtype=bool)
+    assert got == dict(zip(distinct[above].tolist(), counted[above].tolist()))
+
+
 def test_heavy_rows_kernel_rejects_bad_input():
     with pytest.raises(ValueError, match="uint64"):
         _hashcount.heavy_rows(np.arange(10, dtype=np.uint32), 3, -1)
     with pytest.raises(ValueError, match="at least 1"):
         _hashcount.heavy_rows(np.arange(10, dtype=np.uint64), 0, -1)
+    with pytest.raises(ValueError, match="uint64"):
+        _hashcount.heavy_keys(np.arange(10, dtype=np.int32), 3)
 
 
 @settings(max_examples=80, deadline=None)

@@ -61,13 +61,21 @@ class FrequentItems:
         ``keys``: the rows' 64-bit keys when the caller has them (equal values, equal keys), the
         values' own bits unless ``exact`` is False.  When the keys are the values' own bits
         (numbers, temporals, a decimal batch's scaled integers), multiplicities are the counts
-        themselves: the k-th largest is the cut, and only the rows of values above it are counted.
+        themselves: the k-th largest is the cut, and the values above it are read back from their
+        keys (decimals, keyed by their scaled integers, are gathered by row instead).
         """
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
         hashes, exact = (keys, exact) if keys is not None else _hashes(values)
-        if exact:
+        if exact and not values.dtype.is_decimal():  # the keys are the values: no rows to gather
+            cut, found, counts = _hashcount.heavy_keys(hashes, k)
+            if not cut:
+                return cls.from_counts(value_counts(values), capacity)
+            table = pl.DataFrame({"value": _key_values(np.frombuffer(found, dtype=np.uint64), values.dtype),
+                                  "count": np.frombuffer(counts, dtype=np.uint32).astype(np.uint64) - cut})  # fmt: skip
+            return cls(table, cut, capacity)
+        if exact:  # a decimal batch keyed by its scaled integers
             cut, _, found = _hashcount.heavy_rows(hashes, k, _hashcount.FLOOR_KTH)
             if not cut:  # fewer than k distinct values: no cut
                 return cls.from_counts(value_counts(values), capacity)
@@ -137,6 +145,14 @@ def number_keys(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.itemsize == 8:
         return arr.view(np.uint64)
     return arr.astype(np.int64).view(np.uint64)
+
+
+def _key_values(keys: np.ndarray, dtype: pl.DataType) -> pl.Series:
+    """The values of :func:`number_keys` keys: integers' and temporals' physical bits, floats'
+    float64 bits."""
+    if dtype.is_float():
+        return pl.Series("value", keys.view(np.float64)).cast(dtype)
+    return pl.Series("value", keys if dtype == pl.UInt64 else keys.view(np.int64)).cast(dtype)
 
 
 def value_counts(values: pl.Series) -> pl.DataFrame:
