@@ -184,9 +184,9 @@ def test_string_stats_kernel_equals_polars(pool, n, seed, chunks):
     parts = [pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2) for _ in range(chunks)]
     s = pl.concat(parts, rechunk=False)
     assert string_array(s).num_chunks == chunks
-    lo, hi, lengths = string_stats(s, string_array(s))
+    lo, hi, lengths, counts = string_stats(s, string_array(s))
     assert (lo, hi) == (s.min(), s.max())
-    assert lengths.tolist() == s.str.len_chars().to_list()
+    assert sorted(np.repeat(lengths, counts).tolist()) == sorted(s.str.len_chars().to_list())
     counts = _string_counts(s)
     if len(s) >= 1024:  # the kernel's path; shorter batches are polars' to count
         want = s.value_counts(name="count").sort("v")
@@ -226,6 +226,18 @@ def test_string_counts_with_shared_and_separate_views(rows, unique_tail):
     for t in texts:
         want[t] = want.get(t, 0) + 1
     assert got == want and len(firsts) == len(want)
+
+
+def test_string_stats_lists_the_lengths_past_its_histogram():
+    """Lengths of 4096 characters and more are listed one by one (the kernel's histogram stops
+    there), in characters for multi-byte text too, across chunks."""
+    from truthound_sketch.views import string_array, string_stats
+
+    s = pl.concat([pl.Series("v", ["x" * 4095, "é" * 4096, "ab", "y" * 5000]),
+                   pl.Series("v", ["é" * 4096, "", "z" * 9000])], rechunk=False)  # fmt: skip
+    lo, hi, lengths, counts = string_stats(s, string_array(s))
+    assert (lo, hi) == (s.min(), s.max())
+    assert sorted(np.repeat(lengths, counts).tolist()) == [0, 2, 4095, 4096, 4096, 5000, 9000]
 
 
 def test_string_count_kernel_rejects_views_outside_their_buffers():

@@ -46,8 +46,9 @@
  * Both release the GIL while they count, and work in scratch memory kept
  * between calls.
  *
- * 3. string_stats(views, data) -> (min_row, max_row, lengths): the range and the
- *    lengths in characters of a string-view column without nulls, in one pass.
+ * 3. string_stats(views, data) -> (min_row, max_row, hist, longer): the range and
+ *    the lengths in characters (a histogram) of a string-view column without nulls,
+ *    in one pass.
  *
  * 4. dense_counts(values, limit) -> (lo, counts) or None: a histogram of integers
  *    spanning at most `limit` values.
@@ -612,28 +613,30 @@ static int all_ascii(const views_t *c) {
     return (any & 0x8080808080808080ULL) == 0;
 }
 
+/* string_stats counts lengths below this in a histogram; longer ones are listed */
+#define LENGTH_HIST 4096
+
 static PyObject *py_string_stats(PyObject *self, PyObject *args) {
     PyObject *v_obj, *d_obj;
     if (!PyArg_ParseTuple(args, "OO", &v_obj, &d_obj)) return NULL;
     views_t col;
     if (views_get(&col, v_obj, d_obj) < 0) return NULL;
-    PyObject *result = NULL;
     const Py_ssize_t n = col.n;
     if (n == 0) {
         PyErr_SetString(PyExc_ValueError, "views: no rows");
         views_release(&col);
         return NULL;
     }
-    PyObject *lengths = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(uint32_t));
-    if (lengths == NULL) {
+    uint64_t *hist = PyMem_RawCalloc(LENGTH_HIST, sizeof(uint64_t));
+    if (hist == NULL) {
         views_release(&col);
-        return NULL;
+        return PyErr_NoMemory();
     }
-    uint32_t *lens = (uint32_t *)PyBytes_AS_STRING(lengths);
     const uint8_t *views = (const uint8_t *)col.v.buf;
-    Py_ssize_t lo = 0, hi = 0, bad = -1;
+    Py_ssize_t lo = 0, hi = 0, bad = -1, top = 0, nlong = 0;
+    int ascii;
     Py_BEGIN_ALLOW_THREADS
-    const int ascii = all_ascii(&col);
+    ascii = all_ascii(&col);
     str_ref smin, smax;
     if (view_bytes(views, col.bufs, col.nbufs, &smin) < 0) bad = 0;
     smax = smin;
@@ -644,7 +647,13 @@ static PyObject *py_string_stats(PyObject *self, PyObject *args) {
             bad = i;
             break;
         }
-        lens[i] = ascii ? a.len : utf8_chars(a.ptr, a.len);
+        const size_t len = ascii ? a.len : utf8_chars(a.ptr, a.len);
+        if (len < LENGTH_HIST) {
+            hist[len]++;
+            top = (Py_ssize_t)len > top ? (Py_ssize_t)len : top;
+        } else {
+            nlong++;
+        }
         if (str_cmp(vi, &a, views + 16 * lo, &smin) < 0) {
             lo = i;
             smin = a;
@@ -654,12 +663,24 @@ static PyObject *py_string_stats(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
+    PyObject *result = NULL, *longer = NULL;
     if (bad >= 0) {
         PyErr_Format(PyExc_ValueError, "views: row %zd points outside the %zd data buffers", bad, col.nbufs);
-        Py_DECREF(lengths);
-    } else {
-        result = Py_BuildValue("(nnN)", lo, hi, lengths);
+    } else if ((longer = PyBytes_FromStringAndSize(NULL, nlong * (Py_ssize_t)sizeof(uint32_t))) != NULL) {
+        uint32_t *out = (uint32_t *)PyBytes_AS_STRING(longer);
+        if (nlong) { /* the rows were checked above */
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t i = 0, m = 0; i < n && m < nlong; i++) {
+                str_ref a;
+                if (view_bytes(views + 16 * i, col.bufs, col.nbufs, &a) < 0) continue;
+                const size_t len = ascii ? a.len : utf8_chars(a.ptr, a.len);
+                if (len >= LENGTH_HIST) out[m++] = (uint32_t)len;
+            }
+            Py_END_ALLOW_THREADS
+        }
+        result = Py_BuildValue("(nny#N)", lo, hi, (const char *)hist, (top + 1) * (Py_ssize_t)sizeof(uint64_t), longer);
     }
+    PyMem_RawFree(hist);
     views_release(&col);
     return result;
 }
@@ -779,9 +800,10 @@ static PyMethodDef hashcount_methods[] = {
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
     {"string_stats", py_string_stats, METH_VARARGS,
-     "string_stats(views, data) -> (min_row, max_row, lengths): the rows of the first smallest and first "
-     "largest string (byte order) of a string-view column without nulls, and every string's length in "
-     "characters (uint32 bytes)."},
+     "string_stats(views, data) -> (min_row, max_row, hist, longer): the rows of the first smallest and first "
+     "largest string (byte order) of a string-view column without nulls, the number of strings of each length "
+     "in characters below 4096 (uint64 bytes, indexed by length, up to the longest), and the lengths of the "
+     "longer ones (uint32 bytes)."},
     {"dense_counts", py_dense_counts, METH_VARARGS,
      "dense_counts(values, limit) -> (lo, counts) or None: counts (uint64 bytes) of lo, lo+1, ... of an integer "
      "array spanning at most limit values; None when it spans more (or is empty)."},

@@ -261,20 +261,18 @@ class ColumnPartial:
         counts = value_counts(values) if self._values is not None else None
         # a sketched string batch as Arrow views: its range, lengths and HLL hashes come from them
         arrow = string_array(values) if counts is None and kind is Kind.STRING else None
-        lens = None
+        lengths = None  # a string batch's distinct lengths in characters and their counts
         if "min" not in stats:  # aggregated for exact counts only (stat_exprs(exact=True)), or strings
             if arrow is not None:
-                lo, hi, lens = string_stats(values, arrow)
+                lo, hi, *lengths = string_stats(values, arrow)
                 stats = {"min": lo, "max": hi}
             else:
                 stats = counts_stats(counts, kind) if counts is not None else value_stats(values)
         self._absorb_value_stats(stats)
         if kind is Kind.STRING:
             if counts is not None:  # lengths of the distinct values, weighted by their counts
-                lens = counts["value"].str.len_chars().to_numpy()
-                self.has_empty |= self.lengths.update(lens, counts["count"].to_numpy())
-            else:
-                self.has_empty |= self.lengths.update(lens if lens is not None else values.str.len_chars().to_numpy())
+                lengths = [counts["value"].str.len_chars().to_numpy(), counts["count"].to_numpy()]
+            self.has_empty |= self.lengths.update(*(lengths or [values.str.len_chars().to_numpy()]))
         elif kind is Kind.BINARY:  # HLL ignores empty values, as for strings: counted aside
             self.has_empty |= bool((values.bin.size() == 0).any())
         if counts is not None:

@@ -47,17 +47,26 @@ def inline_keys(arrow: Any) -> np.ndarray | None:
     return keys[0] if len(keys) == 1 else np.concatenate(keys)
 
 
-def string_stats(values: pl.Series, arrow: Any) -> tuple[str, str, np.ndarray]:
-    """Smallest and largest string (byte order, as polars orders them) and every string's length
-    in characters of a non-empty batch and its :func:`string_array`, in one pass of the C kernel
-    over each chunk."""
-    lows, highs, lengths, start = [], [], [], 0
+def string_stats(values: pl.Series, arrow: Any) -> tuple[str, str, np.ndarray, np.ndarray]:
+    """Smallest and largest string (byte order, as polars orders them) of a non-empty batch and
+    its :func:`string_array`, and the strings' lengths in characters as distinct lengths and their
+    counts, in one pass of the C kernel over each chunk."""
+    lows, highs, hist, longer, start = [], [], np.zeros(0, np.int64), [], 0
     for chunk in arrow.chunks:
         if len(chunk):
-            lo, hi, lens = _hashcount.string_stats(*string_views(chunk))
+            lo, hi, counts, long_lengths = _hashcount.string_stats(*string_views(chunk))
             lows.append(values[start + lo])
             highs.append(values[start + hi])
-            lengths.append(np.frombuffer(lens, dtype=np.uint32))
+            counts = np.frombuffer(counts, dtype=np.uint64).astype(np.int64)
+            hist = np.pad(hist, (0, max(0, len(counts) - len(hist))))
+            hist[: len(counts)] += counts
+            longer.append(np.frombuffer(long_lengths, dtype=np.uint32))
         start += len(chunk)
+    lengths = np.flatnonzero(hist)
+    longer = np.concatenate(longer)
+    if len(longer):  # strings of 4096 characters or more, one count each
+        lengths, counts = np.concatenate([lengths, longer]), np.concatenate([hist[lengths], np.ones(len(longer), np.int64)])
+    else:
+        counts = hist[lengths]
     # Python orders str by code point, which is the byte order of their UTF-8
-    return min(lows), max(highs), lengths[0] if len(lengths) == 1 else np.concatenate(lengths)
+    return min(lows), max(highs), lengths.astype(np.int64), counts
