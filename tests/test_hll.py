@@ -185,6 +185,29 @@ def test_float64_matches_datasketches(values, lg_k):
 
 
 @PROPS
+@given(ints=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=100),
+       bits=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 2**63, 0x7FF8000000000000, 0xFFF0000000000001]),
+                     max_size=100),
+       lg_k=lg_k_st)  # fmt: skip
+def test_eight_at_a_time_fills_the_registers_one_at_a_time_does(ints, bits, lg_k):
+    """Where the processor has AVX-512, update_int64/update_float64 hash eight values at a time:
+    the same registers as the scalar loop, for lengths that are not multiples of eight and for
+    doubles of every bit pattern (-0.0, NaNs of any payload, subnormals)."""
+    if not _hll.use_wide(True):
+        pytest.skip("this processor has no AVX-512 (F, DQ, CD): only the scalar loop runs")
+    floats = np.array(bits, dtype=np.uint64).view(np.float64)
+    for update, values in ((_hll.update_int64, np.array(ints, dtype=np.int64)), (_hll.update_float64, floats)):
+        found = []
+        for wide in (True, False):
+            _hll.use_wide(wide)
+            registers = np.zeros(1 << lg_k, np.uint8)
+            update(registers, values)
+            found.append(registers)
+        _hll.use_wide(True)
+        assert np.array_equal(*found)
+
+
+@PROPS
 @given(values=strings_st, lg_k=lg_k_st, prefix=st.lists(text_st, max_size=5), suffix=st.lists(text_st, max_size=5))
 def test_strings_match_datasketches_in_every_layout(values, lg_k, prefix, suffix):
     ours = HllDistinct.zero(lg_k).update_strings(pa.array(values, pa.string()))
