@@ -321,6 +321,58 @@ def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
     assert not any(e[3] for e in events.of("failed"))
 
 
+def test_threads_fed_by_one_reader_report_each_slice_once(big_parquet, baseline, monkeypatch) -> None:
+    """Row slices on threads are decoded by one reader and added by whichever thread is free:
+    each slice is started and completed once, with its rows, and the profile is the one-thread one."""
+    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)  # 6 slices of 2 row groups
+    events = Recorder()
+    prof = LocalBackend(num_workers=2, use_processes=False).profile(big_parquet, monitor=events)
+    assert_exact_equal(prof, baseline)
+    started, completed = events.of("started"), events.of("completed")
+    assert sorted(e[1] for e in started) == sorted(e[1] for e in completed) == list(range(6))
+    assert sum(e[3] for e in completed) == ROWS and all(e[3] == 200_000 for e in completed)
+    assert {e[2] for e in started + completed} <= {"thread-0", "thread-1", "reader"}
+    assert not events.of("failed")
+
+
+def test_threads_fed_by_one_reader_raise_what_the_reader_raised(tmp_path) -> None:
+    """A slice that fails to decode stops the threads: reported as failed by the reader and raised
+    with its path, without a hang."""
+    for name in "abcd":
+        pl.DataFrame({"a": range(1000)}).write_csv(tmp_path / f"{name}.csv")
+    (tmp_path / "e.ndjson").write_text('{"a": 1}\n{"a": oops\n')
+    events = Recorder()
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(LocalBackend(num_workers=2, use_processes=False).profile, str(tmp_path), monitor=events)
+        with pytest.raises(ts.InputError, match="e.ndjson"):
+            run.result(timeout=120)
+    assert [e[2] for e in events.of("failed")] == ["reader"]
+
+
+def test_threads_fed_by_one_reader_raise_what_a_thread_raised(big_parquet, monkeypatch) -> None:
+    """A batch that cannot be added stops the reader and the other thread: reported as failed by
+    its thread and raised, without a hang."""
+    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 100_000)  # 12 slices, a batch each
+    calls = []
+    update = TablePartial.update
+
+    def failing(self, batch, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("the third batch")
+        return update(self, batch, **kw)
+
+    monkeypatch.setattr(TablePartial, "update", failing)
+    events = Recorder()
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(LocalBackend(num_workers=2, use_processes=False).profile, big_parquet, monitor=events)
+        with pytest.raises(ValueError, match="the third batch"):
+            run.result(timeout=120)
+    failed = events.of("failed")
+    assert len(failed) == 1 and failed[0][2].startswith("thread-")
+    assert len(calls) < 12  # the rest of the file was not profiled
+
+
 # -- merging profiles -----------------------------------------------------------------------------
 def test_profile_merger_and_add(frame, frame_baseline) -> None:
     thirds = [frame.slice(i * 100_000, 100_000) for i in range(3)]

@@ -49,20 +49,24 @@ class TablePartial:
         return cls(cols, 0, **params)
 
     @classmethod
-    def from_batches(cls, batches: Iterable[Any], config: ProfileConfig | None = None) -> "TablePartial":
-        return cls.zero(None, config).update_all(batches)
+    def from_batches(cls, batches: Iterable[Any], config: ProfileConfig | None = None, *,
+                     consume: bool = False) -> "TablePartial":  # fmt: skip
+        return cls.zero(None, config).update_all(batches, consume=consume)
 
-    def update_all(self, batches: Iterable[Any]) -> "TablePartial":
+    def update_all(self, batches: Iterable[Any], *, consume: bool = False) -> "TablePartial":
         """Add every batch of an iterable (returns self); a batch is let go before the next one is
-        read, so that a reader decoding the next batch never runs beside the last one."""
+        read, so that a reader decoding the next batch never runs beside the last one
+        (``consume``: as :meth:`update`'s, for batches nobody else holds)."""
         it = iter(batches)
         while (batch := next(it, None)) is not None:
-            self.update(batch)
+            self.update(batch, consume=consume)
             del batch
         return self
 
-    def update(self, batch: Any) -> "TablePartial":
-        """Add a batch of rows (returns self)."""
+    def update(self, batch: Any, *, consume: bool = False) -> "TablePartial":
+        """Add a batch of rows (returns self).  ``consume``: the batch (a polars DataFrame) is this
+        call's to take apart, each column let go once it is added (the frame is left empty), so
+        that a batch's memory shrinks while it is profiled."""
         df = as_polars(batch)
         for name, dtype in df.schema.items():
             if name not in self.columns:
@@ -91,13 +95,14 @@ class TablePartial:
         for key, value in zip(exprs_names(exprs), row):
             i, stat = key.split(":", 1)
             stats[int(i)][stat] = value
+        height, present = df.height, set(df.columns)
         for i, name in enumerate(names):
-            self.columns[name].absorb(stats[i], df.get_column(name))
+            self.columns[name].absorb(stats[i], df.drop_in_place(name) if consume else df.get_column(name))
         for name, col in self.columns.items():
-            if name not in df.schema:  # missing from this batch: nulls
-                col.count += df.height
-                col.null_count += df.height
-        self.row_count += df.height
+            if name not in present:  # missing from this batch: nulls
+                col.count += height
+                col.null_count += height
+        self.row_count += height
         return self
 
     def merge(self, other: "TablePartial") -> "TablePartial":

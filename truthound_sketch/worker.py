@@ -43,7 +43,7 @@ def run_slice(request: dict) -> tuple[dict, bytes]:
     sl = Slice.from_dict(request["slice"])
     config = ProfileConfig(**request["config"])
     started = time.perf_counter()
-    part = TablePartial.from_batches(sl.read(config.batch_rows), config)
+    part = TablePartial.from_batches(sl.read(config.batch_rows), config, consume=True)
     return {"rows": part.row_count, "seconds": time.perf_counter() - started, "pid": os.getpid()}, part.to_bytes()
 
 
