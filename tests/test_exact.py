@@ -261,6 +261,19 @@ def test_columns_in_some_batches_only() -> None:
     assert_profiles_equal((parts[2] + parts[0] + parts[1]).finalize(), prof, ignore_order=True)
 
 
+def test_consumed_batches_give_the_same_profile() -> None:
+    """``consume=True`` takes each batch apart as it is added (its columns let go, the frame left
+    empty) and profiles exactly as without it, casts and columns missing from a batch included."""
+    batches = [pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}), pl.DataFrame({"a": pl.Series([3], dtype=pl.Int32)}),
+               pl.DataFrame({"c": [1.5, None], "a": [None, 4]})]  # fmt: skip
+    kept = TablePartial.from_batches([b.clone() for b in batches]).finalize()
+    taken = [b.clone() for b in batches]
+    consumed = TablePartial.from_batches(taken, consume=True).finalize()
+    assert_profiles_equal(consumed, kept)
+    assert [b.width for b in taken] == [0, 0, 0]
+    assert [b.width for b in batches] == [2, 1, 2]
+
+
 def test_schema_mismatch_errors(tmp_path) -> None:
     a = pl.DataFrame({"id": [1, 2], "v": [1.0, 2.0]})
     b = pl.DataFrame({"id": ["x", "y"], "v": [3.0, 4.0]})
