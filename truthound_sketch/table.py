@@ -76,7 +76,7 @@ class TablePartial:
                 self.columns[name] = col
         if not df.height:
             return self
-        exprs, names = [], []
+        exprs, names, given = [], [], df
         for i, name in enumerate(df.columns):
             col = self.columns[name]
             dtype = df.schema[name]
@@ -90,6 +90,9 @@ class TablePartial:
             col.sketch_if_wide(df.get_column(name))
             exprs += stat_exprs(i, name, col.dtype, col.exact)
             names.append(name)
+        if consume and given is not df:  # columns were cast: the given frame is let go now, the copy below
+            for name in given.columns:
+                given.drop_in_place(name)
         row = df.select(exprs).row(0)
         stats: list[dict[str, Any]] = [{} for _ in names]
         for key, value in zip(exprs_names(exprs), row):
