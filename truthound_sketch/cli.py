@@ -273,9 +273,10 @@ def entry() -> None:
     the pool costs about 50 ms of CPU (measured)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # polars' allocator (jemalloc) with one arena, so that batches freed by one thread serve the
-    # others, and freed pages returned within 0.3 s rather than 10 (lineitem-sf1, 2 threads:
-    # 396-401 -> 346-348 MB; no change in time measured)
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:300,muzzy_decay_ms:0")
+    # others, and freed pages returned within a second rather than 10 (lineitem-sf1, 2 threads:
+    # 396-401 -> 346-348 MB); with the reader one batch ahead, 1 s against 0.3 s: lineitem-sf1
+    # 1.48 -> 1.38 s, 2.29 -> 2.12 s of CPU (fewer pages mapped again), the same peak (390, 386 MB)
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0")
     _pause_gc()
     code = main()
     if any(name in sys.modules for name in _ENGINE_MODULES):
