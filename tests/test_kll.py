@@ -64,15 +64,17 @@ def test_kernel_continues_merged_and_single_item_sketches():
 
 
 def test_rank_error_stays_within_the_published_bound():
-    """Worst rank error over 99 quantiles, 30 independent coin streams, a million values in
-    batches: within DataSketches' 99%-confidence bound for k=200, and also after merging
-    kernel sketches with DataSketches' own."""
+    """Rank errors at 99 quantiles of 60 sketches (30 independent coin streams, a million values
+    in batches, and each merged with a sketch of DataSketches' own), against DataSketches' 99%
+    confidence bounds for k=200: a single rank within 1.33% (at most 1% of the rank queries may
+    exceed it: one did, 1.3305%, in a run of the suite), and all ranks of a sketch at once within
+    the double-sided 1.65%."""
     rng = np.random.default_rng(11)
     values = rng.lognormal(size=1_000_000)
     truth = np.sort(values)
     qs = np.linspace(0.01, 0.99, 99)
-    worst = []
-    for seed in range(30):
+    errors = []
+    for _ in range(30):
         q = KllQuantiles.zero(200)
         for part in np.array_split(values[:600_000], 5):
             q.update(part)
@@ -82,10 +84,12 @@ def test_rank_error_stays_within_the_published_bound():
         for sketch, data in ((q, np.sort(values[:600_000])), (merged, truth)):
             est = np.array(sketch.quantiles(qs))
             ranks = np.searchsorted(data, est, side="right") / len(data)
-            worst.append(float(np.max(np.abs(ranks - qs))))
+            errors.append(np.abs(ranks - qs))
         assert merged.n == 1_000_000
-    assert max(worst) <= KLL_RANK_ERROR_K200
-    assert len(set(worst)) > 1  # the coins differ between runs
+    errors = np.array(errors)
+    assert np.mean(errors > KLL_RANK_ERROR_K200) <= 0.01
+    assert errors.max() <= ds.kll_doubles_sketch.get_normalized_rank_error(200, True)
+    assert len({e.max() for e in errors}) > 1  # the coins differ between runs
 
 
 def test_kernel_rejects_what_is_not_a_kll_sketch():

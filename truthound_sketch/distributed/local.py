@@ -203,8 +203,9 @@ def _run_fed(parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: i
     thread waits for a decode (synthetic-10m 1.12 -> 1.08 s, lineitem-sf1 1.63 -> 1.55 s, means of
     6-8 interleaved runs).  Each thread adds the batches it takes to its own partial, taking each
     batch apart as it goes (memory does not grow with the number of slices, and a column's mode
-    carries over from batch to batch).  A slice is started when its first batch is taken and completed when its last one
-    has been added; an error stops the reader and the threads, and is raised."""
+    carries over from batch to batch).  A slice is started when its first batch is taken and
+    completed when its last one has been added; an error (or an interrupt) stops the reader and
+    the threads, and is raised."""
     tokens = threading.Semaphore(n + 1)  # batches alive: decoding, waiting or being added
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -296,7 +297,11 @@ def _run_fed(parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: i
     feeder.start()
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="truthound-sketch") as pool:
-            return list(enumerate(pool.map(work, range(n))))
+            try:
+                return list(enumerate(pool.map(work, range(n))))
+            except BaseException:  # the threads drop what is left rather than finish the file
+                stop.set()
+                raise
     finally:
         stop.set()
         while feeder.is_alive():  # a reader waiting for a token: let it see the stop
