@@ -4,7 +4,8 @@ About 1.5M values are cut into up to 1000 partitions of random sizes; each is pr
 (small partitions stay exact and switch to sketches only when merged) and the partials are merged
 in a balanced tree and, separately, one by one in shuffled order.  Then:
 
-* KLL (k=200): the true rank of every returned quantile is within DataSketches' published 1.33%;
+* KLL (k=200): the true rank of every returned quantile is within DataSketches' published bound
+  for all ranks at once (1.65%; 1.33% is the bound of a single rank query);
 * HLL (lg_k=12): distinct counts within 3 x 1.6% relative error of the truth, and the truth inside
   the reported [lower_bound, upper_bound];
 * Misra-Gries: every kept value's true count lies in [lower_bound, upper_bound], and every value
@@ -19,7 +20,7 @@ import pytest
 
 from truthound_sketch import ProfileConfig, TablePartial
 from truthound_sketch.distributed import tree_reduce
-from truthound_sketch.kll import KLL_RANK_ERROR_K200
+from truthound_sketch.kll import KLL_ALL_RANKS_ERROR_K200
 
 HLL_RSE_LG12 = 0.016
 GRID = tuple(np.round(np.linspace(0.01, 0.99, 99), 4))
@@ -85,7 +86,7 @@ def test_kll_rank_error(merged: TablePartial, data: pl.DataFrame, name: str) -> 
         hi = np.searchsorted(values, v, side="right") / n
         err = max(lo - q, q - hi, 0.0)
         worst = max(worst, err)
-    assert worst <= KLL_RANK_ERROR_K200, f"{name}: worst rank error {worst:.4%}"
+    assert worst <= KLL_ALL_RANKS_ERROR_K200, f"{name}: worst rank error {worst:.4%}"
 
 
 @pytest.mark.parametrize("name", ["lognormal", "zipf", "ids", "uniform"])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from truthound_sketch import _kll
-from truthound_sketch.kll import KLL_RANK_ERROR_K200, KllQuantiles
+from truthound_sketch.kll import KLL_ALL_RANKS_ERROR_K200, KLL_RANK_ERROR_K200, KllQuantiles
 
 
 def _levels(data: bytes) -> tuple[int, ...] | None:
@@ -63,6 +63,11 @@ def test_kernel_continues_merged_and_single_item_sketches():
     assert (got.n, got.get_min_value(), got.get_max_value()) == (3, 1.0, 9.0)  # NaN ignored
 
 
+def test_bounds_are_those_datasketches_publishes():
+    assert KLL_RANK_ERROR_K200 == pytest.approx(ds.kll_doubles_sketch.get_normalized_rank_error(200, False), abs=5e-5)
+    assert KLL_ALL_RANKS_ERROR_K200 == pytest.approx(ds.kll_doubles_sketch.get_normalized_rank_error(200, True), abs=5e-5)
+
+
 def test_rank_error_stays_within_the_published_bound():
     """Rank errors at 99 quantiles of 60 sketches (30 independent coin streams, a million values
     in batches, and each merged with a sketch of DataSketches' own), against DataSketches' 99%
@@ -88,7 +93,7 @@ def test_rank_error_stays_within_the_published_bound():
         assert merged.n == 1_000_000
     errors = np.array(errors)
     assert np.mean(errors > KLL_RANK_ERROR_K200) <= 0.01
-    assert errors.max() <= ds.kll_doubles_sketch.get_normalized_rank_error(200, True)
+    assert errors.max() <= KLL_ALL_RANKS_ERROR_K200
     assert len({e.max() for e in errors}) > 1  # the coins differ between runs
 
 

@@ -17,10 +17,13 @@ import numpy as np
 from . import _kll
 from .errors import ProfileFormatError
 
-__all__ = ["KllQuantiles", "exact_quantiles", "KLL_RANK_ERROR_K200"]
+__all__ = ["KllQuantiles", "exact_quantiles", "KLL_RANK_ERROR_K200", "KLL_ALL_RANKS_ERROR_K200"]
 
-#: DataSketches' published single-sided normalized rank error of KLL at k=200 (99% confidence).
+#: DataSketches' published single-sided normalized rank error of KLL at k=200 (99% confidence):
+#: the bound of one rank query.
 KLL_RANK_ERROR_K200 = 0.0133
+#: the double-sided one (99% confidence), for all the ranks of a sketch at once.
+KLL_ALL_RANKS_ERROR_K200 = 0.0165
 
 
 class KllQuantiles:
