@@ -208,6 +208,30 @@ def test_eight_at_a_time_fills_the_registers_one_at_a_time_does(ints, bits, lg_k
 
 
 @PROPS
+@given(texts=st.lists(st.text(max_size=14) | st.sampled_from(["", "a", "key-012345", "abcdefghijkl", "abcdefghijklm"]),
+                      min_size=1, max_size=400),
+       inline_run=st.integers(0, 600), lg_k=lg_k_st)  # fmt: skip
+def test_eight_string_views_at_a_time_fill_the_registers_one_at_a_time_does(texts, inline_run, lg_k):
+    """Groups of eight inline strings (1-12 bytes) are hashed together with AVX-512: the same
+    registers as one at a time, for groups with empty or longer strings among them, multi-byte
+    text, a run of inline strings long enough for the wide path, and any length of batch."""
+    from truthound_sketch.views import string_array, string_views
+
+    if not _hll.use_wide(True):
+        pytest.skip("this processor has no AVX-512 (F, DQ, CD): only the scalar loop runs")
+    series = pl.Series("v", [f"k{i % 97}" for i in range(inline_run)] + texts, dtype=pl.String)
+    views, data = string_views(string_array(series).chunks[0])
+    found = []
+    for wide in (True, False):
+        _hll.use_wide(wide)
+        registers = np.zeros(1 << lg_k, np.uint8)
+        _hll.update_utf8_view(registers, views, data)
+        found.append(registers)
+    _hll.use_wide(True)
+    assert np.array_equal(*found)
+
+
+@PROPS
 @given(values=strings_st, lg_k=lg_k_st, prefix=st.lists(text_st, max_size=5), suffix=st.lists(text_st, max_size=5))
 def test_strings_match_datasketches_in_every_layout(values, lg_k, prefix, suffix):
     ours = HllDistinct.zero(lg_k).update_strings(pa.array(values, pa.string()))

@@ -291,15 +291,39 @@ ALWAYS_INLINE Py_ssize_t loop_float64(sink_t *s, const int cm, const uint8_t *v,
 #include <immintrin.h>
 #define HAVE_WIDE 1
 
-__attribute__((target("avx512f,avx512dq,avx512cd")))
-static Py_ssize_t wide_registers(uint8_t *reg, uint32_t reg_mask, const uint8_t *v, Py_ssize_t n, const int is_float) {
-    const __m512i c1 = _mm512_set1_epi64((long long)C1), c2 = _mm512_set1_epi64((long long)C2);
-    const __m512i f1 = _mm512_set1_epi64((long long)0xff51afd7ed558ccdULL);
-    const __m512i f2 = _mm512_set1_epi64((long long)0xc4ceb9fe1a85ec53ULL);
-    const __m512i h1_in = _mm512_set1_epi64((long long)(HLL_SEED ^ 8)), h2_in = h1_in;
-    const __m512i nan = _mm512_set1_epi64((long long)0x7ff8000000000000ULL), zero = _mm512_setzero_si512();
-    const __m512i mask = _mm512_set1_epi64((long long)reg_mask), top = _mm512_set1_epi64(62), one = _mm512_set1_epi64(1);
+#define WIDE __attribute__((target("avx512f,avx512dq,avx512cd")))
+
+static inline WIDE __m512i wide_fmix(__m512i x) {
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+    x = _mm512_mullo_epi64(x, _mm512_set1_epi64((long long)0xff51afd7ed558ccdULL));
+    x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+    x = _mm512_mullo_epi64(x, _mm512_set1_epi64((long long)0xc4ceb9fe1a85ec53ULL));
+    return _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));
+}
+
+/* MurmurHash3's finalisation of eight (h1, h2) pairs (after the blocks and the tail, length mixed
+ * in), then each hash into its register */
+static inline WIDE void wide_fold(uint8_t *reg, uint32_t reg_mask, __m512i h1, __m512i h2) {
     uint64_t slots[8], values[8];
+    h1 = _mm512_add_epi64(h1, h2);
+    h2 = _mm512_add_epi64(h2, h1);
+    h1 = wide_fmix(h1);
+    h2 = wide_fmix(h2);
+    h1 = _mm512_add_epi64(h1, h2);
+    h2 = _mm512_add_epi64(h2, h1);
+    _mm512_storeu_si512((void *)slots, _mm512_and_si512(h1, _mm512_set1_epi64((long long)reg_mask)));
+    const __m512i lz = _mm512_min_epu64(_mm512_lzcnt_epi64(h2), _mm512_set1_epi64(62));
+    _mm512_storeu_si512((void *)values, _mm512_add_epi64(lz, _mm512_set1_epi64(1)));
+    for (int j = 0; j < 8; j++) {
+        const uint8_t value = (uint8_t)values[j];
+        if (value > reg[slots[j]]) reg[slots[j]] = value;
+    }
+}
+
+static WIDE Py_ssize_t wide_registers(uint8_t *reg, uint32_t reg_mask, const uint8_t *v, Py_ssize_t n, const int is_float) {
+    const __m512i c1 = _mm512_set1_epi64((long long)C1), c2 = _mm512_set1_epi64((long long)C2);
+    const __m512i h_in = _mm512_set1_epi64((long long)(HLL_SEED ^ 8)); /* the seed, length 8 mixed in */
+    const __m512i nan = _mm512_set1_epi64((long long)0x7ff8000000000000ULL), zero = _mm512_setzero_si512();
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512i k = _mm512_loadu_si512((const void *)(v + 8 * i));
@@ -309,26 +333,7 @@ static Py_ssize_t wide_registers(uint8_t *reg, uint32_t reg_mask, const uint8_t 
             k = _mm512_mask_mov_epi64(k, _mm512_cmp_pd_mask(d, d, _CMP_UNORD_Q), nan);
         }
         k = _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_mullo_epi64(k, c1), 31), c2);
-        __m512i h1 = _mm512_xor_si512(h1_in, k), h2 = h2_in;
-        h1 = _mm512_add_epi64(h1, h2);
-        h2 = _mm512_add_epi64(h2, h1);
-#define WIDE_FMIX(x)                                                        \
-        x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));                  \
-        x = _mm512_mullo_epi64(x, f1);                                      \
-        x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33));                  \
-        x = _mm512_mullo_epi64(x, f2);                                      \
-        x = _mm512_xor_si512(x, _mm512_srli_epi64(x, 33))
-        WIDE_FMIX(h1);
-        WIDE_FMIX(h2);
-#undef WIDE_FMIX
-        h1 = _mm512_add_epi64(h1, h2);
-        h2 = _mm512_add_epi64(h2, h1);
-        _mm512_storeu_si512((void *)slots, _mm512_and_si512(h1, mask));
-        _mm512_storeu_si512((void *)values, _mm512_add_epi64(_mm512_min_epu64(_mm512_lzcnt_epi64(h2), top), one));
-        for (int j = 0; j < 8; j++) {
-            const uint8_t value = (uint8_t)values[j];
-            if (value > reg[slots[j]]) reg[slots[j]] = value;
-        }
+        wide_fold(reg, reg_mask, _mm512_xor_si512(h_in, k), h_in);
     }
     return i;
 }
@@ -447,6 +452,51 @@ ALWAYS_INLINE Py_ssize_t loop_views(sink_t *s, const int cm, const uint8_t *v, P
     }
     return n;
 }
+
+#ifdef HAVE_WIDE
+/* Register mode over string views (checked already): groups of eight inline strings (1 to 12
+ * bytes, their bytes inside the view) hashed together with AVX-512, lane by lane the same
+ * MurmurHash3 as murmur3_128_at; a group with a longer or empty string goes through loop_views.
+ * Returns the number of views done: once more than half of the groups (and 32) were not inline,
+ * the caller hashes the rest one at a time (1M 10-byte strings: 6.3 -> 3.0 ns a string with the
+ * views' check, measured). */
+static WIDE Py_ssize_t wide_views(sink_t *s, const uint8_t *v, Py_ssize_t n, Py_ssize_t nbuf, const uint8_t *const *bptr,
+                             const int64_t *blen) {
+    const __m512i c1 = _mm512_set1_epi64((long long)C1), c2 = _mm512_set1_epi64((long long)C2);
+    const __m512i seed = _mm512_set1_epi64((long long)HLL_SEED), ones = _mm512_set1_epi64(-1);
+    const __m512i low32 = _mm512_set1_epi64(0xffffffffLL), eight = _mm512_set1_epi64(8), one = _mm512_set1_epi64(1);
+    const __m512i eleven = _mm512_set1_epi64(11), zero = _mm512_setzero_si512();
+    const __m512i first = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), second = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    Py_ssize_t i = 0, bad = -1, groups = 0, mixed = 0;
+    for (; i + 8 <= n; i += 8) {
+        groups++;
+        const __m512i a = _mm512_loadu_si512((const void *)(v + 16 * i));
+        const __m512i b = _mm512_loadu_si512((const void *)(v + 16 * i + 64));
+        const __m512i q0 = _mm512_permutex2var_epi64(a, first, b);  /* bytes 0-7 of each view */
+        const __m512i q1 = _mm512_permutex2var_epi64(a, second, b); /* bytes 8-15 */
+        const __m512i len = _mm512_and_si512(q0, low32);
+        if (_mm512_cmple_epu64_mask(_mm512_sub_epi64(len, one), eleven) != 0xff) { /* not all 1..12 */
+            loop_views(s, 0, v + 16 * i, 8, nbuf, bptr, blen, &bad);
+            if (++mixed > 32 && 2 * mixed > groups) { /* mostly longer strings: one at a time from here */
+                i += 8;
+                break;
+            }
+            continue;
+        }
+        /* the string's bytes 0-7 and 8-11, zero past its length */
+        __m512i k1 = _mm512_or_si512(_mm512_srli_epi64(q0, 32), _mm512_slli_epi64(q1, 32));
+        __m512i k2 = _mm512_srli_epi64(q1, 32);
+        k1 = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(len, 3)), k1);
+        const __m512i past8 = _mm512_max_epi64(_mm512_sub_epi64(len, eight), zero);
+        k2 = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(past8, 3)), k2);
+        k1 = _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_mullo_epi64(k1, c1), 31), c2);
+        k2 = _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_mullo_epi64(k2, c2), 33), c1); /* 0 stays 0 */
+        wide_fold(s->reg, s->reg_mask, _mm512_xor_si512(_mm512_xor_si512(seed, k1), len),
+                  _mm512_xor_si512(_mm512_xor_si512(seed, k2), len));
+    }
+    return i; /* the caller hashes the rest one at a time */
+}
+#endif
 
 /* ---- argument helpers ---------------------------------------------------- */
 
@@ -809,6 +859,12 @@ static PyObject *run_utf8_view(PyObject *args, int coupon_mode) {
         Py_BEGIN_ALLOW_THREADS
         if (!coupon_mode) bad = check_views(v, n, nbuf, blen); /* see run_utf8 */
         if (bad < 0 && !(coupon_mode && s->count >= s->limit)) {
+#ifdef HAVE_WIDE
+            if (!coupon_mode && wide_ok) {
+                const Py_ssize_t done = wide_views(s, v, n, nbuf, bptr, blen);
+                consumed = done + loop_views(s, 0, v + 16 * done, n - done, nbuf, bptr, blen, &bad);
+            } else
+#endif
             consumed = coupon_mode ? loop_views(s, 1, v, n, nbuf, bptr, blen, &bad)
                                    : loop_views(s, 0, v, n, nbuf, bptr, blen, &bad);
         }
