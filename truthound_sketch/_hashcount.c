@@ -43,7 +43,7 @@
  * (a bad buffer index, offset or length raises ValueError).  The table starts
  * small and doubles when half full.
  *
- * Both release the GIL while they count, and work in scratch memory kept
+ * They release the GIL while they count, and work in scratch memory kept
  * between calls.
  *
  * 3. string_stats(views, data) -> (min_row, max_row, hist, longer): the range and
@@ -145,16 +145,11 @@ static size_t carve_size(size_t count, size_t size) { return (count * size + 63)
  * them) are listed and sorted */
 #define HIST_CAP 4096
 
-/* the inverse of mix(): x ^ x >> 33 is its own inverse, and an odd multiplier has one mod 2^64 */
+/* the inverse of mix(): x ^ x >> 33 is its own inverse, and the odd multiplier has one mod 2^64
+ * (0xff51afd7ed558ccd * 0x4f74430c22a54005 = 1 mod 2^64) */
 static inline uint64_t unmix(uint64_t k) {
-    static uint64_t inv = 0;
-    if (inv == 0) {
-        uint64_t x = 0xff51afd7ed558ccdULL; /* Newton's iteration doubles the correct low bits */
-        for (int i = 0; i < 6; i++) x *= 2 - 0xff51afd7ed558ccdULL * x;
-        inv = x;
-    }
     k ^= k >> 33;
-    k *= inv;
+    k *= 0x4f74430c22a54005ULL;
     k ^= k >> 33;
     return k;
 }

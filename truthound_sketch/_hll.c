@@ -23,8 +23,9 @@
  *     coupons, stop as soon as `limit` distinct coupons are held, and return
  *     (the coupons as uint32 bytes, in no particular order, the number of
  *     input values consumed).
- * The GIL is released while hashing; update_int64/update_float64 hash eight
- * values at a time with AVX-512 where the processor has it (use_wide).
+ * The GIL is released while hashing; update_int64, update_float64 and
+ * update_utf8_view (inline strings) hash eight values at a time with AVX-512
+ * where the processor has it (use_wide).
  *
  * Safety: every buffer is requested C-contiguous with a checked item size and
  * format; register slots are masked; string offsets and views are checked as
@@ -283,10 +284,7 @@ ALWAYS_INLINE Py_ssize_t loop_float64(sink_t *s, const int cm, const uint8_t *v,
 }
 
 /* Eight values at a time with AVX-512 (F, DQ and CD: 64-bit multiplies and leading-zero
- * counts), chosen at run time on the processors that have it: the same MurmurHash3 as
- * murmur3_128_u64, lane by lane, into the registers (int64 4.8 -> 1.6 ns, float64 2.9 -> 1.6 ns
- * a value, measured).  Returns the number of values done, a multiple of 8; the caller finishes
- * the rest. */
+ * counts), chosen at run time on the processors that have it. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HAVE_WIDE 1
@@ -320,6 +318,9 @@ static inline WIDE void wide_fold(uint8_t *reg, uint32_t reg_mask, __m512i h1, _
     }
 }
 
+/* Register mode over int64 or float64 values: the same MurmurHash3 as murmur3_128_u64, lane by
+ * lane (int64 4.8 -> 1.6 ns, float64 2.9 -> 1.6 ns a value, measured).  Returns the number of
+ * values done, a multiple of 8; the caller finishes the rest. */
 static WIDE Py_ssize_t wide_registers(uint8_t *reg, uint32_t reg_mask, const uint8_t *v, Py_ssize_t n, const int is_float) {
     const __m512i c1 = _mm512_set1_epi64((long long)C1), c2 = _mm512_set1_epi64((long long)C2);
     const __m512i h_in = _mm512_set1_epi64((long long)(HLL_SEED ^ 8)); /* the seed, length 8 mixed in */
@@ -348,9 +349,9 @@ static int wide_available(void) {
 
 PyDoc_STRVAR(use_wide_doc,
 "use_wide(flag) -> bool\n\n"
-"Whether update_int64/update_float64 hash eight values at a time with AVX-512: turned off\n"
-"with a false flag, on with a true one where the processor has it; returns the setting now\n"
-"in force (for tests that compare both paths).");
+"Whether update_int64, update_float64 and update_utf8_view hash eight values at a time with\n"
+"AVX-512: turned off with a false flag, on with a true one where the processor has it; returns\n"
+"the setting now in force (for tests that compare both paths).");
 
 static PyObject *py_use_wide(PyObject *self, PyObject *flag) {
     const int want = PyObject_IsTrue(flag);
