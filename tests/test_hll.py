@@ -193,18 +193,27 @@ def test_eight_at_a_time_fills_the_registers_one_at_a_time_does(ints, bits, lg_k
     """Where the processor has AVX-512, update_int64/update_float64 hash eight values at a time:
     the same registers as the scalar loop, for lengths that are not multiples of eight and for
     doubles of every bit pattern (-0.0, NaNs of any payload, subnormals)."""
-    if not _hll.use_wide(True):
-        pytest.skip("this processor has no AVX-512 (F, DQ, CD): only the scalar loop runs")
     floats = np.array(bits, dtype=np.uint64).view(np.float64)
     for update, values in ((_hll.update_int64, np.array(ints, dtype=np.int64)), (_hll.update_float64, floats)):
-        found = []
+        wide, scalar = _registers_both_ways(lg_k, update, values)
+        assert np.array_equal(wide, scalar)
+
+
+def _registers_both_ways(lg_k, update, *args):
+    """The registers ``update(registers, *args)`` fills eight at a time, then one at a time (the
+    test is skipped where the processor has no AVX-512: there only the scalar loop exists)."""
+    if not _hll.use_wide(True):
+        pytest.skip("this processor has no AVX-512 (F, DQ, CD): only the scalar loop runs")
+    found = []
+    try:
         for wide in (True, False):
             _hll.use_wide(wide)
             registers = np.zeros(1 << lg_k, np.uint8)
-            update(registers, values)
+            update(registers, *args)
             found.append(registers)
+    finally:
         _hll.use_wide(True)
-        assert np.array_equal(*found)
+    return found
 
 
 @PROPS
@@ -217,18 +226,10 @@ def test_eight_string_views_at_a_time_fill_the_registers_one_at_a_time_does(text
     text, a run of inline strings long enough for the wide path, and any length of batch."""
     from truthound_sketch.views import string_array, string_views
 
-    if not _hll.use_wide(True):
-        pytest.skip("this processor has no AVX-512 (F, DQ, CD): only the scalar loop runs")
     series = pl.Series("v", [f"k{i % 97}" for i in range(inline_run)] + texts, dtype=pl.String)
     views, data = string_views(string_array(series).chunks[0])
-    found = []
-    for wide in (True, False):
-        _hll.use_wide(wide)
-        registers = np.zeros(1 << lg_k, np.uint8)
-        _hll.update_utf8_view(registers, views, data)
-        found.append(registers)
-    _hll.use_wide(True)
-    assert np.array_equal(*found)
+    wide, scalar = _registers_both_ways(lg_k, _hll.update_utf8_view, views, data)
+    assert np.array_equal(wide, scalar)
 
 
 @PROPS
