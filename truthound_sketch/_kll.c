@@ -2,22 +2,27 @@
  * KLL updates over an array of doubles, in the state and byte layout of Apache
  * DataSketches' kll_doubles_sketch (truthound_sketch.kll).
  *
- *   update(sketch_bytes, values, seed) -> sketch_bytes
+ *   update(sketch_bytes, values, seed, level=0) -> sketch_bytes
  *
  * sketch_bytes: a serialized kll_doubles_sketch (empty, single-item or full form);
- * values: a C-contiguous float64 buffer; seed: 64 random bits.  The values are
- * added one at a time by DataSketches' own algorithm (kll_sketch::update and
- * compress_while_updating: the same level capacities, the same compaction
- * schedule, a fair coin for each compaction's offset), and the result is
- * serialized as DataSketches does, so DataSketches reads it, merges it and
- * answers queries from it.  The coins are a splitmix64 stream from the caller's
- * seed (fresh random bits each call: coins never depend on the values and are
- * independent between sketches, as KLL's bounds assume).  NaN values are
+ * values: a C-contiguous float64 buffer; seed: 64 random bits.  With level 0 the
+ * values are added one at a time by DataSketches' own algorithm (kll_sketch::update
+ * and compress_while_updating: the same level capacities, the same compaction
+ * schedule, a fair coin for each compaction's offset).  With level c (1-8), each
+ * run of 256 values that is sorted is compacted c times at once (the items a
+ * cascade of c random halvings keeps), the kept items are merged into level c and
+ * the sketch compacted as its update compacts it when full (compress_while_updating:
+ * the lowest level at its capacity, until the items fit the capacity); runs
+ * that are not sorted and the values after the last whole run go one at a time.
+ * The result is serialized as DataSketches does, so DataSketches reads it, merges
+ * it and answers queries from it.  The coins are a splitmix64 stream from the
+ * caller's seed (fresh random bits each call: coins never depend on the values and
+ * are independent between sketches, as KLL's bounds assume).  NaN values are
  * ignored, as DataSketches does.  The GIL is released while the values are added.
  *
- * The values are taken from the last to the first: callers pass sorted runs, so
- * level zero fills in ascending order and is usually sorted already when it is
- * compacted.
+ * One at a time, the values are taken from the last to the first: callers pass
+ * sorted runs, so level zero fills in ascending order and is usually sorted
+ * already when it is compacted.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -288,29 +293,16 @@ static PyObject *serialize(const kll_t *s) {
     return out;
 }
 
-static PyObject *py_update(PyObject *self, PyObject *args) {
-    Py_buffer sb, vb;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "y*y*K", &sb, &vb, &seed)) return NULL;
-    PyObject *result = NULL;
-    kll_t s;
-    if (vb.len % 8 != 0) {
-        PyErr_SetString(PyExc_ValueError, "values: expected float64 items");
-        goto done;
-    }
-    if (parse(&s, (const uint8_t *)sb.buf, sb.len) < 0) goto done;
-    const double *values = (const double *)vb.buf;
-    const Py_ssize_t count = vb.len / 8;
-    int ok = 1;
-    s.rng = (uint64_t)seed;
-    Py_BEGIN_ALLOW_THREADS
+/* Add values one at a time, from the last to the first (NaN ignored); 0 on failure (no memory) */
+static int add_values(kll_t *s, const double *values, Py_ssize_t count) {
     /* level zero's free slots are filled a stretch at a time (the same items in the same places
      * as one at a time), and compacted when a value finds none left */
-    double lo = s.n ? s.min : INFINITY, hi = s.n ? s.max : -INFINITY;
+    double lo = s->n ? s->min : INFINITY, hi = s->n ? s->max : -INFINITY;
     Py_ssize_t i = count;
+    int ok = 1;
     for (;;) {
-        uint32_t free = s.levels[0];
-        double *items = s.items;
+        uint32_t free = s->levels[0];
+        double *items = s->items;
         for (; i > 0 && free > 0; i--) {
             const double v = values[i - 1];
             if (isnan(v)) continue;
@@ -318,20 +310,185 @@ static PyObject *py_update(PyObject *self, PyObject *args) {
             hi = v > hi ? v : hi;
             items[--free] = v;
         }
-        s.n += s.levels[0] - free;
-        if (free != s.levels[0]) s.l0_sorted = 0;
-        s.levels[0] = free;
+        s->n += s->levels[0] - free;
+        if (free != s->levels[0]) s->l0_sorted = 0;
+        s->levels[0] = free;
         while (i > 0 && isnan(values[i - 1])) i--;
         if (i == 0) break;
-        if (!compress(&s)) {
+        if (!compress(s)) {
             ok = 0;
             break;
         }
     }
-    if (s.n) {
-        s.min = lo;
-        s.max = hi;
+    if (s->n) {
+        s->min = lo;
+        s->max = hi;
     }
+    return ok;
+}
+
+/* ---- batches compacted by runs ----------------------------------------------------------- */
+
+#define RUN 256
+
+/* ascending order of doubles as unsigned integers (-0.0 just below 0.0, NaN never present) */
+static inline uint64_t order_key(double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return u ^ ((uint64_t)((int64_t)u >> 63) | 0x8000000000000000ULL);
+}
+
+static inline double key_value(uint64_t u) {
+    u ^= (u >> 63) ? 0x8000000000000000ULL : ~0ULL;
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+/* sort n keys (LSD radix, 11-bit digits, digits all keys share skipped); tmp holds n */
+static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n) {
+    static const int BITS = 11, PASSES = 6;
+    size_t (*hist)[1 << 11] = PyMem_RawCalloc(PASSES, sizeof(*hist));
+    if (hist == NULL) { /* no memory for the counts: insertion sort is still correct */
+        for (size_t i = 1; i < n; i++) {
+            const uint64_t v = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int p = 0; p < PASSES; p++) hist[p][(a[i] >> (p * BITS)) & ((1 << BITS) - 1)]++;
+    uint64_t *src = a, *dst = tmp;
+    for (int p = 0; p < PASSES; p++) {
+        const int shift = p * BITS;
+        if (n == 0 || hist[p][(a[0] >> shift) & ((1 << BITS) - 1)] == n) continue; /* one digit for all */
+        size_t at = 0;
+        for (int d = 0; d < (1 << BITS); d++) {
+            const size_t c = hist[p][d];
+            hist[p][d] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++) dst[hist[p][(src[i] >> shift) & ((1 << BITS) - 1)]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof(uint64_t));
+    PyMem_RawFree(hist);
+}
+
+/* merge sorted a[0, na) and b[0, nb) into out */
+static void merge_into(const double *a, size_t na, const double *b, size_t nb, double *out) {
+    size_t i = 0, j = 0, o = 0;
+    while (i < na && j < nb) out[o++] = b[j] < a[i] ? b[j++] : a[i++];
+    while (i < na) out[o++] = a[i++];
+    while (j < nb) out[o++] = b[j++];
+}
+
+/* Every run of RUN values that is sorted (no NaN) is compacted `level` times at once: the items
+ * at offset + 2^level * i, offset a sum of `level` fair coins times their powers of two, which is
+ * what `level` successive halvings of the run keep.  The kept items are sorted and merged into the
+ * sketch's level `level`, and the levels are compacted as DataSketches compacts a merge.  Runs
+ * that are not sorted, and the values after the last whole run, are added one at a time.
+ * 0 on failure (no memory). */
+static int add_runs(kll_t *s, const double *values, Py_ssize_t count, uint32_t level) {
+    const size_t runs = (size_t)count / RUN, step = (size_t)1 << level, per = RUN >> level;
+    uint8_t *clean = PyMem_RawMalloc(runs ? runs : 1);
+    uint64_t *keys = PyMem_RawMalloc((runs * per > 0 ? runs * per : 1) * 2 * sizeof(uint64_t));
+    int ok = clean != NULL && keys != NULL;
+    size_t m = 0;
+    double lo = s->n ? s->min : INFINITY, hi = s->n ? s->max : -INFINITY;
+    for (size_t r = 0; ok && r < runs; r++) {
+        const double *run = values + r * RUN;
+        int sorted = 1;
+        for (int i = 1; i < RUN; i++) sorted &= run[i - 1] <= run[i];
+        clean[r] = (uint8_t)sorted;
+        if (!sorted) continue;
+        uint32_t offset = 0;
+        for (uint32_t b = 0; b < level; b++) offset |= coin(s) << b;
+        for (size_t i = 0; i < per; i++) keys[m++] = order_key(run[offset + i * step]);
+        lo = run[0] < lo ? run[0] : lo;
+        hi = run[RUN - 1] > hi ? run[RUN - 1] : hi;
+    }
+    if (ok && m) {
+        radix_sort(keys, keys + m, m);
+        double *kept = (double *)(keys + m);
+        for (size_t i = 0; i < m; i++) kept[i] = key_value(keys[i]);
+        /* the work buffer: the sketch's levels, with the kept items merged into level `level` */
+        const uint32_t L = s->num_levels > level + 1 ? s->num_levels : level + 1;
+        const size_t retained = s->levels[s->num_levels] - s->levels[0];
+        double *w = PyMem_RawMalloc((retained + m) * sizeof(double));
+        uint32_t in[MAX_LEVELS + 1] = {0};
+        ok = w != NULL;
+        for (uint32_t l = 0; ok && l < L; l++) {
+            const double *mine = l < s->num_levels ? s->items + s->levels[l] : NULL;
+            const uint32_t pop = l < s->num_levels ? s->levels[l + 1] - s->levels[l] : 0;
+            const uint32_t extra = l == level ? (uint32_t)m : 0;
+            if (extra) {
+                merge_into(mine, pop, kept, m, w + in[l]);
+            } else if (pop) {
+                memcpy(w + in[l], mine, (size_t)pop * sizeof(double));
+            }
+            in[l + 1] = in[l] + pop + extra;
+        }
+        /* the sketch over the work buffer, compacted as an update compacts a full sketch (the
+         * lowest level at its capacity, each time) until its items fit its capacity */
+        kll_t t = *s;
+        t.items = w;
+        t.num_levels = L;
+        memcpy(t.levels, in, sizeof(uint32_t) * (L + 1));
+        while (ok && t.levels[t.num_levels] - t.levels[0] > total_capacity(t.k, t.m, t.num_levels)) ok = compress(&t);
+        w = t.items; /* compress may have grown it */
+        s->tmp = t.tmp;
+        s->tmp_cap = t.tmp_cap;
+        const uint32_t cap = ok ? total_capacity(t.k, t.m, t.num_levels) : 0, end = t.levels[t.num_levels];
+        double *items = ok ? PyMem_RawMalloc((size_t)cap * sizeof(double)) : NULL;
+        ok = items != NULL;
+        if (ok) {
+            memcpy(items + cap - (end - t.levels[0]), w + t.levels[0], (size_t)(end - t.levels[0]) * sizeof(double));
+            for (uint32_t l = 0; l <= t.num_levels; l++) s->levels[l] = t.levels[l] + cap - end;
+            s->num_levels = t.num_levels;
+            s->l0_sorted = t.l0_sorted;
+            PyMem_RawFree(s->items);
+            s->items = items;
+            s->n += (uint64_t)m << level;
+            s->min = lo;
+            s->max = hi;
+        }
+        PyMem_RawFree(w);
+    }
+    for (size_t r = 0; ok && r < runs; r++)
+        if (!clean[r]) ok = add_values(s, values + r * RUN, RUN);
+    if (ok) ok = add_values(s, values + runs * RUN, count - (Py_ssize_t)(runs * RUN));
+    PyMem_RawFree(clean);
+    PyMem_RawFree(keys);
+    return ok;
+}
+
+static PyObject *py_update(PyObject *self, PyObject *args) {
+    Py_buffer sb, vb;
+    unsigned long long seed;
+    unsigned int level = 0;
+    if (!PyArg_ParseTuple(args, "y*y*K|I", &sb, &vb, &seed, &level)) return NULL;
+    PyObject *result = NULL;
+    kll_t s;
+    if (vb.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "values: expected float64 items");
+        goto done;
+    }
+    if (level > 8) {
+        PyErr_SetString(PyExc_ValueError, "level: at most 8");
+        goto done;
+    }
+    if (parse(&s, (const uint8_t *)sb.buf, sb.len) < 0) goto done;
+    const double *values = (const double *)vb.buf;
+    const Py_ssize_t count = vb.len / 8;
+    int ok;
+    s.rng = (uint64_t)seed;
+    Py_BEGIN_ALLOW_THREADS
+    ok = level ? add_runs(&s, values, count, level) : add_values(&s, values, count);
     Py_END_ALLOW_THREADS
     if (ok) {
         result = serialize(&s);
