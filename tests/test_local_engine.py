@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 import truthound_sketch as ts
-import truthound_sketch.sources as sources
+import truthound_sketch.read_ahead as read_ahead
 import truthound_sketch.workers as workers
 from _core_compare import assert_columns_equal, assert_profiles_equal
 from truthound_sketch import BackendError, ConfigError, ProfileConfig, TablePartial
@@ -273,7 +273,7 @@ def _kill_a_busy_worker(backend, path, events):
 
 def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> None:
     psutil = pytest.importorskip("psutil")
-    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)  # 6 slices: 3 a worker
+    monkeypatch.setattr(read_ahead, "TARGET_SLICE_ROWS", 200_000)  # 6 slices: 3 a worker
     backend = LocalBackend(num_workers=2, use_processes=True, max_retries=2)
     events = Recorder()
     future, victim, proc = _kill_a_busy_worker(backend, big_parquet, events)
@@ -288,7 +288,7 @@ def test_killed_worker_slice_is_retried(big_parquet, baseline, monkeypatch) -> N
 
 
 def test_killed_worker_without_retries_fails_the_run(big_parquet, monkeypatch) -> None:
-    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)
+    monkeypatch.setattr(read_ahead, "TARGET_SLICE_ROWS", 200_000)
     backend = LocalBackend(num_workers=2, use_processes=True, max_retries=0)
     events = Recorder()
     future, victim, _ = _kill_a_busy_worker(backend, big_parquet, events)
@@ -324,7 +324,7 @@ def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
 def test_threads_fed_by_one_reader_report_each_slice_once(big_parquet, baseline, monkeypatch) -> None:
     """Row slices on threads are decoded by one reader and added by whichever thread is free:
     each slice is started and completed once, with its rows, and the profile is the one-thread one."""
-    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 200_000)  # 6 slices of 2 row groups
+    monkeypatch.setattr(read_ahead, "TARGET_SLICE_ROWS", 200_000)  # 6 slices of 2 row groups
     events = Recorder()
     prof = LocalBackend(num_workers=2, use_processes=False).profile(big_parquet, monitor=events)
     assert_exact_equal(prof, baseline)
@@ -352,7 +352,7 @@ def test_threads_fed_by_one_reader_raise_what_the_reader_raised(tmp_path) -> Non
 def test_threads_fed_by_one_reader_raise_what_a_thread_raised(big_parquet, monkeypatch) -> None:
     """A batch that cannot be added stops the reader and the other thread: reported as failed by
     its thread and raised, without a hang."""
-    monkeypatch.setattr(sources, "_TARGET_SLICE_ROWS", 100_000)  # 12 slices, a batch each
+    monkeypatch.setattr(read_ahead, "TARGET_SLICE_ROWS", 100_000)  # 12 slices, a batch each
     calls = []
     update = TablePartial.update
 

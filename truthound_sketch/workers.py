@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from .errors import BackendError, ConfigError, InputError, TruthoundSketchError
 from .worker import read_frame, write_frame
 
-__all__ = ["POOL_MIN_BYTES", "SliceResult", "WorkerPool", "default_workers"]
+__all__ = ["POOL_MIN_BYTES", "SliceResult", "THREADS_UP_TO", "WorkerPool", "default_workers"]
+
+#: with ``use_processes=None``, files are profiled by threads up to this many workers: on 2 cores,
+#: threads took 1.11 s and 1.57 s on synthetic-10m and lineitem-sf1 against 1.33 s and 1.75 s for
+#: processes (medians of 3, docs/benchmarks.md); the Python that holds the GIL (a fifth to a
+#: quarter of a batch's time, by the CPU use of two threads) limits threads on more cores
+THREADS_UP_TO = 4
 
 #: below this many bytes of input, starting worker processes costs more than it saves
 POOL_MIN_BYTES = 16 << 20

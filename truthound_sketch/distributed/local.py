@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from .. import workers
+from ..workers import THREADS_UP_TO
 from ..config import ProfileConfig
 from ..errors import ConfigError
 from ..sources import Slice, Source, resolve_source
@@ -29,13 +30,6 @@ from .configs import LocalConfig
 from .partitioning import HashPartitioner, PartitionStrategy, split_columns
 
 __all__ = ["LocalBackend", "THREADS_UP_TO"]
-
-#: with ``use_processes=None``, files are profiled by threads up to this many workers: on 2 cores,
-#: threads took 1.11 s and 1.57 s on synthetic-10m and lineitem-sf1 against 1.33 s and 1.75 s for
-#: processes (medians of 3, docs/benchmarks.md); the Python that holds the GIL (a fifth to a
-#: quarter of a batch's time, by the CPU use of two threads) limits threads on more cores
-THREADS_UP_TO = 4
-
 
 class LocalBackend(ProfilingBackend):
     name = "local"
