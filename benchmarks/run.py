@@ -5,7 +5,7 @@
     python benchmarks/run.py --spark --dask        # add the engine peers
 
 Every run is a separate subprocess (a fresh interpreter: imports count, memory is
-per tool). Wall time runs from spawn to exit. A sampler walks the subprocess tree
+per tool; th's bytecode is written first, as an installed wheel has it). Wall time runs from spawn to exit. A sampler walks the subprocess tree
 every ~20 ms (through /proc, or psutil where there is none) and keeps the peak RSS of the largest single process and
 the peak of the sum over the tree. Repeats are interleaved across tools and the
 median is reported. Results go to benchmarks/results/<timestamp>.json.
@@ -60,6 +60,7 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
     if check.returncode != 0:
         last = (check.stderr.strip().splitlines() or ["no output"])[-1]
         raise Unavailable("not available", f"`th profile --help` failed: {last}")
+    compile_bytecode(th)
     extra = {
         "th": [],
         "th-w1": ["--workers", "1"],
@@ -70,6 +71,15 @@ def th_command(th: str, tool: str, path: Path) -> list[str]:
     cmd = [th, "profile", str(path), "--format", "json", "-o", os.devnull, *extra[tool]]
     # one worker on one core: polars' own thread pool would otherwise take the second core
     return ["env", "POLARS_MAX_THREADS=1", *cmd] if tool == "th-w1" else cmd
+
+
+def compile_bytecode(th: str) -> None:
+    """Write the bytecode of th's package, as installing a wheel does (polars and the other peers
+    come with theirs): with PYTHONDONTWRITEBYTECODE set, a source checkout would otherwise compile
+    its changed modules again in every timed run."""
+    python = Path(th).with_name("python")
+    code = "import compileall, os, truthound_sketch as t; compileall.compile_dir(os.path.dirname(t.__file__), quiet=2)"
+    subprocess.run([str(python) if python.exists() else sys.executable, "-c", code], capture_output=True)
 
 
 def peer_command(tool: str, path: Path) -> list[str]:
