@@ -94,6 +94,31 @@ def test_heavy_keys_kernel_returns_every_key_above_the_kth_multiplicity(keys, k)
     assert got == dict(zip(distinct[above].tolist(), counted[above].tolist()))
 
 
+@pytest.mark.parametrize("shape", ["distinct", "one key of 40%", "zipf", "few keys"])
+def test_heavy_kernels_on_large_batches(shape):
+    """Batches large enough for 256 partitions, with keys spread evenly (one scatter pass) and
+    piled on a few partitions (a partition fills up: the kernels count the partitions first)."""
+    rng = np.random.default_rng(3)
+    n = 600_000
+    h = {
+        "distinct": rng.permutation(n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15),
+        "one key of 40%": np.where(rng.random(n) < 0.4, 12345, rng.integers(0, 2**63, n)).astype(np.uint64),
+        "zipf": rng.zipf(1.3, n).astype(np.uint64),
+        "few keys": rng.integers(0, 300, n).astype(np.uint64),
+    }[shape]
+    distinct, inverse, counted = np.unique(h, return_inverse=True, return_counts=True)
+    ordered = np.sort(counted)[::-1]
+    for k in (1, 1025):
+        kth = int(ordered[k - 1]) if len(ordered) >= k else 0
+        got_kth, found, counts = _hashcount.heavy_keys(h, k)
+        above = counted > kth if kth else np.zeros(len(distinct), dtype=bool)
+        got = dict(zip(np.frombuffer(found, dtype=np.uint64).tolist(), np.frombuffer(counts, dtype=np.uint32).tolist()))
+        assert got_kth == kth and got == dict(zip(distinct[above].tolist(), counted[above].tolist()))
+        got_kth, used, rows = _hashcount.heavy_rows(h, k, -1)
+        assert got_kth == kth and used == max(kth - 1, 1)
+        assert np.array_equal(np.sort(np.frombuffer(rows, dtype=np.uint32)), np.flatnonzero(counted[inverse] > used))
+
+
 def test_heavy_rows_kernel_rejects_bad_input():
     with pytest.raises(ValueError, match="uint64"):
         _hashcount.heavy_rows(np.arange(10, dtype=np.uint32), 3, -1)
