@@ -208,7 +208,7 @@ def test_string_stats_kernel_equals_polars(pool, n, seed, chunks):
     rng = np.random.default_rng(seed)
     parts = [pl.Series("v", [pool[i] for i in rng.integers(0, len(pool), n + 2)]).slice(2) for _ in range(chunks)]
     s = pl.concat(parts, rechunk=False)
-    assert string_array(s).num_chunks == chunks
+    assert len(string_array(s)) == chunks
     lo, hi, lengths, counts = string_stats(s, string_array(s))
     assert (lo, hi) == (s.min(), s.max())
     assert sorted(np.repeat(lengths, counts).tolist()) == sorted(s.str.len_chars().to_list())
@@ -263,6 +263,36 @@ def test_string_stats_lists_the_lengths_past_its_histogram():
     lo, hi, lengths, counts = string_stats(s, string_array(s))
     assert (lo, hi) == (s.min(), s.max())
     assert sorted(np.repeat(lengths, counts).tolist()) == [0, 2, 4095, 4096, 4096, 5000, 9000]
+
+
+def test_view_chunks_export_polars_string_views():
+    """A String column's chunks through the Arrow C stream: each chunk's views (a sliced one from
+    its offset) and data buffers, read as the strings they hold; None for other types; a stream
+    is consumed once; a column with nulls is refused (callers drop them)."""
+    parts = [pl.Series("v", ["a", "a string longer than twelve", "é", ""] * 50), pl.Series("v", ["x" * 30, "y"])]
+    s = pl.concat(parts, rechunk=False).slice(3)
+    chunks = _hashcount.view_chunks(s.__arrow_c_stream__())
+    assert [len(views) // 16 for views, _, _ in chunks] == [197, 2]
+    texts = []
+    for views, data, _owner in chunks:
+        v = np.frombuffer(views, np.uint8).reshape(-1, 16)
+        for row in v:
+            n = int(row[:4].view(np.int32)[0])
+            if n <= 12:
+                texts.append(bytes(row[4 : 4 + n]).decode())
+            else:
+                b, off = row[8:12].view(np.int32)[0], row[12:16].view(np.int32)[0]
+                texts.append(bytes(data[b][off : off + n]).decode())
+    assert texts == s.to_list()
+    assert _hashcount.view_chunks(pl.Series([1, 2]).__arrow_c_stream__()) is None
+    stream = s.__arrow_c_stream__()
+    _hashcount.view_chunks(stream)
+    with pytest.raises(ValueError, match="already consumed"):
+        _hashcount.view_chunks(stream)
+    with pytest.raises(ValueError, match="with nulls"):
+        _hashcount.view_chunks(pl.Series(["a", None]).__arrow_c_stream__())
+    with pytest.raises(ValueError):
+        _hashcount.view_chunks(object())
 
 
 def test_string_count_kernel_rejects_views_outside_their_buffers():

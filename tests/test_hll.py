@@ -224,11 +224,11 @@ def test_eight_string_views_at_a_time_fill_the_registers_one_at_a_time_does(text
     """Groups of eight inline strings (1-12 bytes) are hashed together with AVX-512: the same
     registers as one at a time, for groups with empty or longer strings among them, multi-byte
     text, a run of inline strings long enough for the wide path, and any length of batch."""
-    from truthound_sketch.views import string_array, string_views
+    from truthound_sketch.views import string_array
 
     series = pl.Series("v", [f"k{i % 97}" for i in range(inline_run)] + texts, dtype=pl.String)
-    views, data = string_views(string_array(series).chunks[0])
-    wide, scalar = _registers_both_ways(lg_k, _hll.update_utf8_view, views, data)
+    chunk = string_array(series)[0]  # holds the exported array while its views are read
+    wide, scalar = _registers_both_ways(lg_k, _hll.update_utf8_view, chunk.views, chunk.data)
     assert np.array_equal(wide, scalar)
 
 

@@ -1,5 +1,6 @@
-"""Decoding the first batches of a parquet file ahead: footer row counts read without pyarrow, the
-batches the run reads, and a run that takes them (and one that does not)."""
+"""Decoding the first batches of a parquet file ahead, and planning without pyarrow: footer row
+counts and column names read in Python, the batches the run reads, and a run that takes them (and
+one that does not)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import truthound_sketch as ts
 from _core_compare import assert_profiles_equal
 from truthound_sketch import read_ahead
 from truthound_sketch.cli import main
-from truthound_sketch.parquet_footer import row_counts
+from truthound_sketch import sources
+from truthound_sketch.errors import InputError
+from truthound_sketch.parquet_footer import read_footer, row_counts
 from truthound_sketch.sources import plan_files
 
 
@@ -43,6 +46,10 @@ def test_footer_row_counts_are_pyarrows(tmp_path, sizes, nested):
     total, groups = row_counts(str(path))
     assert total == md.num_rows == sum(sizes)
     assert list(groups) == [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    footer = read_footer(str(path), 1 << 20)
+    assert footer.rows == total and footer.group_rows == [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    assert footer.columns == pq.ParquetFile(path).schema_arrow.names  # top-level names, nested ones too
+    assert read_footer(str(path), 10) is None  # longer than allowed: pyarrow's to read
 
 
 def test_malformed_footers_are_value_errors(tmp_path):
@@ -63,6 +70,10 @@ def test_malformed_footers_are_value_errors(tmp_path):
         with pytest.raises(ValueError):
             total, groups = row_counts(str(bad))
             list(groups)
+        with pytest.raises(ValueError):
+            read_footer(str(bad), 1 << 20)
+        with pytest.raises(InputError, match=f"{name}: not a readable parquet file"):  # as pyarrow words it
+            plan_files(str(bad), columns=None, storage_options={})
     with pytest.raises(OSError):
         row_counts(str(tmp_path / "missing.parquet"))
 
@@ -83,6 +94,20 @@ def test_batch_spans_are_the_batches_the_run_reads(tmp_path, monkeypatch, sizes,
             assert batch.height == reads[-1][1]
     total, groups = row_counts(str(path))
     assert reads == list(read_ahead.batch_spans(groups, read_ahead.slice_target(total, min_slices), batch_rows))
+
+
+def test_plans_from_the_footer_equal_pyarrows(tmp_path, monkeypatch):
+    """Slices and the missing-column error are the same whether the footer is read in Python or,
+    above _OWN_FOOTER_BYTES, by pyarrow."""
+    path = tmp_path / "f.parquet"
+    _write(path, [300, 5, 900, 2000, 1, 1, 700, 64], nested=True)
+    plans = []
+    for most in (1 << 20, 0):
+        monkeypatch.setattr(sources, "_OWN_FOOTER_BYTES", most)
+        plans.append(plan_files(str(path), columns=("a", "st"), storage_options={}, min_slices=3).slices)
+        with pytest.raises(InputError, match=r"no column\(s\) \['nope'\]; the file has \['a', 'b', 's', 'st', 'li'\]"):
+            plan_files(str(path), columns=("nope",), storage_options={})
+    assert plans[0] == plans[1] and len(plans[0]) > 1
 
 
 @pytest.fixture()

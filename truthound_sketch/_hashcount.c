@@ -52,6 +52,10 @@
  *
  * 4. dense_counts(values, limit) -> (lo, counts) or None: a histogram of integers
  *    spanning at most `limit` values.
+ *
+ * 5. view_chunks(stream) -> [(views, data, owner), ...] or None: the chunks of a
+ *    string-view column from its Arrow C stream (a polars Series' __arrow_c_stream__
+ *    capsule), as memoryviews of the views and data buffers, without pyarrow.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -435,6 +439,148 @@ static int views_get(views_t *c, PyObject *v_obj, PyObject *d_obj) {
         return -1;
     }
     return 0;
+}
+
+/* ---- string views through the Arrow C stream interface ---------------------------------- */
+
+/* The structures of the Arrow C data and stream interfaces (an ABI: Arrow's specification) */
+struct ArrowSchema {
+    const char *format, *name, *metadata;
+    int64_t flags, n_children;
+    struct ArrowSchema **children, *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length, null_count, offset, n_buffers, n_children;
+    const void **buffers;
+    struct ArrowArray **children, *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+struct ArrowArrayStream {
+    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *);
+    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *);
+    const char *(*get_last_error)(struct ArrowArrayStream *);
+    void (*release)(struct ArrowArrayStream *);
+    void *private_data;
+};
+
+static void array_capsule_free(PyObject *capsule) {
+    struct ArrowArray *a = PyCapsule_GetPointer(capsule, "truthound_sketch.arrow_array");
+    if (a == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (a->release != NULL) a->release(a);
+    PyMem_RawFree(a);
+}
+
+static PyObject *stream_error(struct ArrowArrayStream *st, int code) {
+    const char *why = st->get_last_error != NULL ? st->get_last_error(st) : NULL;
+    PyErr_Format(PyExc_ValueError, "Arrow stream: error %d%s%s", code, why ? ": " : "", why ? why : "");
+    return NULL;
+}
+
+/* One chunk of a string-view array: (views, data, owner), or NULL with an error set; `a` is handed
+ * to the owner (a capsule that releases it), which the memoryviews need alive. */
+static PyObject *view_chunk(struct ArrowArray *a) {
+    if (a->n_buffers < 3 || a->length < 0 || a->offset < 0 || a->length > (INT64_MAX / 16) - a->offset ||
+        (a->length > 0 && a->buffers[1] == NULL) || (a->n_buffers > 3 && a->buffers[a->n_buffers - 1] == NULL)) {
+        a->release(a);
+        PyMem_RawFree(a);
+        PyErr_SetString(PyExc_ValueError, "Arrow stream: a malformed string-view array");
+        return NULL;
+    }
+    PyObject *owner = PyCapsule_New(a, "truthound_sketch.arrow_array", array_capsule_free);
+    if (owner == NULL) {
+        a->release(a);
+        PyMem_RawFree(a);
+        return NULL;
+    }
+    const Py_ssize_t ndata = (Py_ssize_t)a->n_buffers - 3;
+    const int64_t *sizes = ndata ? (const int64_t *)a->buffers[a->n_buffers - 1] : NULL;
+    PyObject *data = PyList_New(ndata), *views = NULL;
+    for (Py_ssize_t i = 0; data != NULL && i < ndata; i++) {
+        const char *buf = a->buffers[2 + i];
+        if (sizes[i] < 0 || (buf == NULL && sizes[i] > 0)) {
+            PyErr_SetString(PyExc_ValueError, "Arrow stream: a malformed string-view data buffer");
+            Py_CLEAR(data);
+            break;
+        }
+        PyObject *mv = PyMemoryView_FromMemory(buf != NULL ? (char *)buf : (char *)"", (Py_ssize_t)sizes[i], PyBUF_READ);
+        if (mv == NULL) {
+            Py_CLEAR(data);
+            break;
+        }
+        PyList_SET_ITEM(data, i, mv);
+    }
+    if (data != NULL) {
+        const char *v = a->length ? (const char *)a->buffers[1] + 16 * a->offset : "";
+        views = PyMemoryView_FromMemory((char *)v, (Py_ssize_t)(16 * a->length), PyBUF_READ);
+    }
+    PyObject *out = views != NULL ? PyTuple_Pack(3, views, data, owner) : NULL;
+    Py_XDECREF(views);
+    Py_XDECREF(data);
+    Py_DECREF(owner);
+    return out;
+}
+
+/* view_chunks(stream) -> [(views, data, owner)...] or None */
+static PyObject *py_view_chunks(PyObject *self, PyObject *capsule) {
+    struct ArrowArrayStream *given = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (given == NULL) return NULL;
+    if (given->release == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Arrow stream: already consumed");
+        return NULL;
+    }
+    struct ArrowArrayStream st = *given; /* moved out: the capsule no longer releases it */
+    given->release = NULL;
+    struct ArrowSchema schema;
+    int code = st.get_schema(&st, &schema);
+    if (code != 0) {
+        stream_error(&st, code);
+        st.release(&st);
+        return NULL;
+    }
+    const int views = schema.format != NULL && (strcmp(schema.format, "vu") == 0 || strcmp(schema.format, "vz") == 0);
+    if (schema.release != NULL) schema.release(&schema);
+    if (!views) {
+        st.release(&st);
+        Py_RETURN_NONE;
+    }
+    PyObject *chunks = PyList_New(0);
+    while (chunks != NULL) {
+        struct ArrowArray *a = PyMem_RawMalloc(sizeof *a);
+        if (a == NULL) {
+            PyErr_NoMemory();
+            Py_CLEAR(chunks);
+            break;
+        }
+        code = st.get_next(&st, a);
+        if (code != 0 || a->release == NULL) { /* an error, or the end of the stream */
+            PyMem_RawFree(a);
+            if (code != 0) {
+                stream_error(&st, code);
+                Py_CLEAR(chunks);
+            }
+            break;
+        }
+        if (a->null_count != 0) { /* callers pass columns without nulls */
+            a->release(a);
+            PyMem_RawFree(a);
+            Py_CLEAR(chunks);
+            PyErr_SetString(PyExc_ValueError, "Arrow stream: string views with nulls");
+            break;
+        }
+        PyObject *chunk = view_chunk(a);
+        if (chunk == NULL || PyList_Append(chunks, chunk) < 0) Py_CLEAR(chunks);
+        Py_XDECREF(chunk);
+    }
+    st.release(&st);
+    return chunks;
 }
 
 /* Long strings decoded from a parquet dictionary share their views (the same buffer and offset
@@ -845,6 +991,10 @@ static PyObject *py_inline_keys(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef hashcount_methods[] = {
+    {"view_chunks", py_view_chunks, METH_O,
+     "view_chunks(stream) -> [(views, data, owner), ...] or None: the chunks of an Arrow C stream (a PyCapsule "
+     "from __arrow_c_stream__) of a string-view (or binary-view) column without nulls, as memoryviews of their "
+     "16-byte views and of their data buffers, valid while `owner` lives; None for another type."},
     {"inline_keys", py_inline_keys, METH_O,
      "inline_keys(views) -> uint64 bytes or None: a key a row of a string-view column whose strings are all "
      "inline (at most 12 bytes), equal strings equal keys; None when one is longer."},

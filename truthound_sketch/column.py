@@ -514,7 +514,10 @@ def _hash_into(hll: HllDistinct, values: pl.Series, kind: Kind, arrow: Any = Non
     """Hash values the way DataSketches does for the matching Java/Python update call (strings:
     their Arrow array when the caller has it)."""
     if kind is Kind.STRING:
-        hll.update_strings(arrow if arrow is not None else values.cast(pl.String))
+        if arrow is not None:
+            hll.update_string_views(arrow)
+        else:
+            hll.update_strings(values.cast(pl.String))
     elif kind is Kind.BINARY:
         hll.update_strings(values.to_arrow())
     elif kind is Kind.FLOAT:

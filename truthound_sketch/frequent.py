@@ -21,7 +21,7 @@ import polars as pl
 
 from . import _hashcount
 from .kinds import plain_numbers
-from .views import string_array, string_views
+from .views import string_array
 
 __all__ = ["FrequentItems", "value_counts"]
 
@@ -172,12 +172,12 @@ def _string_counts(values: pl.Series) -> pl.DataFrame | None:
     """Counts of a String batch without nulls by the C kernel over its Arrow string views (chunk by
     chunk); None when the batch is short, has nulls or has more than ``_STRING_LIMIT`` distinct
     strings in a chunk."""
-    arrow = string_array(values) if len(values) >= 1024 else None
-    if arrow is None:
+    chunks = string_array(values) if len(values) >= 1024 else None
+    if chunks is None:
         return None
     firsts, counts, start = [], [], 0
-    for chunk in arrow.chunks:
-        found = _hashcount.count_views(*string_views(chunk), _STRING_LIMIT) if len(chunk) else (b"", b"")
+    for chunk in chunks:
+        found = _hashcount.count_views(chunk.views, chunk.data, _STRING_LIMIT) if len(chunk) else (b"", b"")
         if found is None:
             return None
         firsts.append(np.frombuffer(found[0], dtype=np.uint32) + np.uint32(start))

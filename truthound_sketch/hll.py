@@ -308,9 +308,31 @@ class HllDistinct:
         other sequence of ``str`` is converted with ``pyarrow.array``.  Nulls are skipped.  The
         empty string is not counted (DataSketches ignores it).  Returns ``self``.
         """
+        chunks = _polars_views(values)
+        if chunks is not None:  # a polars String column: its string views, read without pyarrow
+            return self.update_string_views(chunks)
         for chunk in _arrow_chunks(values):
             self._update_arrow_chunk(chunk)
         return self
+
+    def update_string_views(self, chunks: Any) -> HllDistinct:
+        """Count the strings of :func:`truthound_sketch.views.string_array` chunks (no nulls)."""
+        for chunk in chunks:
+            if len(chunk):
+                self._update_views(chunk.views, chunk.data)
+        return self
+
+    def _update_views(self, views: np.ndarray, data: list[Any]) -> None:
+        """Hash the strings of 16-byte Arrow views (uint8) and their data buffers."""
+        n = len(views) // 16
+        with self._lock:
+            if self._registers is not None:
+                _hll.update_utf8_view(self._registers, views, data)
+            else:
+                self._collect(
+                    _hll.update_utf8_view, _hll.collect_utf8_view, (views, data),
+                    lambda c: (views[16 * c :], data) if c < n else None,
+                )
 
     def _update_arrow_chunk(self, chunk: Any) -> None:
         import pyarrow as pa
@@ -347,15 +369,7 @@ class HllDistinct:
                 views = views.reshape(n, 16).copy()
                 views[~valid, :4] = 0
                 views = views.reshape(-1)
-            data = [b if b is not None else b"" for b in buffers[2:]]
-            with self._lock:
-                if self._registers is not None:
-                    _hll.update_utf8_view(self._registers, views, data)
-                else:
-                    self._collect(
-                        _hll.update_utf8_view, _hll.collect_utf8_view, (views, data),
-                        lambda c: (views[16 * c :], data) if c < n else None,
-                    )
+            self._update_views(views, [b if b is not None else b"" for b in buffers[2:]])
             return
         if chunk.null_count:
             chunk = chunk.drop_null()
@@ -567,6 +581,20 @@ class HllDistinct:
 
 
 # ---------------------------------------------------------------------- input adapters
+
+
+def _polars_views(values: Any) -> Any:
+    """The string-view chunks of a polars String series (nulls dropped: they are not counted), or
+    None for anything else."""
+    if not (type(values).__module__ or "").startswith("polars"):
+        return None
+    import polars as pl
+
+    if not isinstance(values, pl.Series) or values.dtype != pl.String:
+        return None
+    from .views import string_array
+
+    return string_array(values.drop_nulls() if values.null_count() else values)
 
 
 def _arrow_chunks(values: Any) -> list[Any]:

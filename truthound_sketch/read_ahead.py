@@ -1,12 +1,12 @@
 """The first batches of a local parquet file, decoded while the rest of the program is imported.
 
-``th profile FILE.parquet`` spends its first quarter second importing polars, numpy, pyarrow and
-the sketches, on one core.  Once polars is imported, :func:`read_ahead` starts a thread that
+``th profile FILE.parquet`` spends its first quarter second importing polars, numpy and the
+sketches, on one core.  Once polars is imported, :func:`read_ahead` starts a thread that
 decodes the batches the run will read first (polars releases the GIL while it decodes), and the
 run's reader takes them (:func:`take`) instead of decoding them again; a batch is only ever taken
 by a read of the same file, rows and columns, so a guess that does not match the run costs a
 decode, never a wrong batch.  The batches are cut by the rule the planner and the reader use
-(:func:`slice_target`, :func:`batch_spans`); the row counts come from the footer without pyarrow
+(:func:`slice_target`, :func:`batch_spans`); the row counts come from the footer
 (:mod:`truthound_sketch.parquet_footer`).
 """
 

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from . import read_ahead
+from .parquet_footer import read_footer
 from .errors import InputError, MissingDependencyError, UnsupportedInputError
 
 __all__ = ["Slice", "Source", "resolve_source", "FORMATS", "format_of"]
@@ -146,6 +146,8 @@ def _read_parquet(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
 
 
 def _read_ipc(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow as pa
+
     if sl.format == "ipc_stream" or not _is_local(sl.path):
         fs, p = _fs(sl.path, sl.storage_options)
         with fs.open(p, "rb") as fh:
@@ -336,23 +338,37 @@ def _plan_whole(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
     return [Slice(fmt, path, columns=columns, storage_options=storage_options)]
 
 
-def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
-    import pyarrow.parquet as pq
+#: local parquet footers up to this size are read in Python (lineitem-sf1's 109 KB in 9 ms), larger
+#: ones by pyarrow (whose import alone costs 20-30 ms)
+_OWN_FOOTER_BYTES = 256 << 10
 
+
+def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
     try:
-        if _is_local(path):
-            md = pq.ParquetFile(path.removeprefix("file://")).metadata
-        else:
-            fs, p = _fs(path, storage_options)
-            with fs.open(p, "rb") as fh:
-                md = pq.ParquetFile(fh).metadata
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable parquet file: {_short(exc)}") from None
+        footer = read_footer(path.removeprefix("file://"), _OWN_FOOTER_BYTES) if _is_local(path) else None
+    except (OSError, ValueError):
+        footer = None  # pyarrow says what is wrong with it
+    if footer is not None:
+        rows, names = footer.group_rows, footer.columns
+    else:
+        import pyarrow.parquet as pq
+
+        def groups_and_names(pf: Any) -> tuple[list[int], list[str]]:
+            return [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)], pf.schema_arrow.names
+
+        try:
+            if _is_local(path):
+                rows, names = groups_and_names(pq.ParquetFile(path.removeprefix("file://")))
+            else:
+                fs, p = _fs(path, storage_options)
+                with fs.open(p, "rb") as fh:
+                    rows, names = groups_and_names(pq.ParquetFile(fh))
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable parquet file: {_short(exc)}") from None
     if columns:
-        missing = [c for c in columns if c not in md.schema.names]
+        missing = [c for c in columns if c not in names]
         if missing:
-            raise InputError(f"{path}: no column(s) {missing}; the file has {md.schema.names}")
-    rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+            raise InputError(f"{path}: no column(s) {missing}; the file has {names}")
     firsts = list(itertools.accumulate(rows, initial=0))  # the first row of each group
     target = read_ahead.slice_target(sum(rows), min_slices)
     slices, group, acc = [], [], 0
@@ -376,6 +392,8 @@ def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice
 def _plan_ipc(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
     if not _is_local(path):
         return _plan_whole(path, fmt, columns, storage_options, min_slices)
+    import pyarrow as pa
+
     try:
         with pa.memory_map(path.removeprefix("file://")) as src:
             reader = pa.ipc.open_file(src)
@@ -460,7 +478,9 @@ def resolve_source(data: Any, *, columns: tuple[str, ...] | None = None, storage
         lf = data.select(columns) if columns else data
         empty = lambda: pl.DataFrame(schema=lf.collect_schema())  # noqa: E731
         return Source(label, frames=lambda n: [lambda: _or_empty(lf.collect_batches(chunk_size=None), empty)])
-    if isinstance(data, pa.RecordBatchReader) or (hasattr(data, "__arrow_c_stream__") and not isinstance(data, _FRAMES) and not _is_pandas(data)):
+    import pyarrow as pa  # not for paths: the command line profiles files without it
+
+    if isinstance(data, pa.RecordBatchReader) or (hasattr(data, "__arrow_c_stream__") and not isinstance(data, _frames()) and not _is_pandas(data)):
         reader = data if isinstance(data, pa.RecordBatchReader) else _stream_reader(data)
         empty = lambda: _empty_frame(reader.schema, columns)  # noqa: E731
         return Source(label, frames=lambda n: [lambda: _or_empty(_from_arrow_batches(reader, columns), empty)])
@@ -533,11 +553,17 @@ def _is_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("pyarrow._dataset")
 
 
-# frames and columns that have __arrow_c_stream__ but are read directly (a column is a one-column table)
-_FRAMES = (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, pl.DataFrame, pl.Series)
+def _frames() -> tuple[type, ...]:
+    """Frames and columns that have __arrow_c_stream__ but are read directly (a column is a
+    one-column table)."""
+    import pyarrow as pa
+
+    return (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray, pl.DataFrame, pl.Series)
 
 
 def _stream_reader(data: Any) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
     try:
         return pa.RecordBatchReader.from_stream(data)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
@@ -552,6 +578,8 @@ def _as_frame(data: Any) -> pl.DataFrame | None:
         return data
     if isinstance(data, pl.Series):
         return data.to_frame()
+    import pyarrow as pa
+
     if isinstance(data, (pa.Array, pa.ChunkedArray)):
         return pl.from_arrow(data).to_frame()  # type: ignore[union-attr]
     if isinstance(data, (pa.Table, pa.RecordBatch)):

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from .column import ColumnPartial, stat_exprs
 from .config import ProfileConfig
@@ -20,6 +19,8 @@ def as_polars(batch: Any) -> pl.DataFrame:
     that an Arrow table of several chunks is made one chunk a column."""
     if isinstance(batch, pl.DataFrame):
         return batch
+    import pyarrow as pa  # here: polars batches (the command line's) need no pyarrow
+
     if isinstance(batch, pa.RecordBatch):
         return pl.from_arrow(batch, rechunk=False)  # type: ignore[return-value]
     if isinstance(batch, pa.Table):  # one chunk a column, as the vectorized kernels want
