@@ -284,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--th", default=str(Path(sys.executable).parent / "th"), help="path of the th executable")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before one run is killed")
     parser.add_argument("--output", default=None, help="results JSON path (default results/<timestamp>.json)")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds of idle before each run, so that the previous run's exit (freeing its "
+                             "memory) does not overlap the next (default 1)")  # fmt: skip
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the running tool's group is killed
 
@@ -302,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(), "load_avg_start": os.getloadavg()},
         "versions": versions(),
         "repeat": args.repeat,
+        "settle_s": args.settle,
         "datasets": {},
     }
     for name in args.datasets.split(","):
@@ -318,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             for tool, cmd in commands.items():
                 if results[tool]["status"] != "ok":
                     continue
+                time.sleep(args.settle)
                 run = measure(cmd, log_path, args.timeout)
                 results[tool]["runs"].append(run)
                 print(f"{name} {tool} run {attempt + 1}: {run['wall_s']:.2f} s, {run['peak_mb_largest']:.0f} MB",
