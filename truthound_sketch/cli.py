@@ -96,6 +96,8 @@ def _monitor(args: argparse.Namespace) -> Any:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    import polars  # noqa: F401 - first: it brings most of what the modules below import (the read-ahead starts sooner)
+
     from .config import ProfileConfig
 
     config = ProfileConfig().with_options(columns=args.columns, quantiles=args.quantiles, top_k=args.top_k)
