@@ -343,7 +343,7 @@ class ColumnPartial:
             self._extend_range(lo, hi)
         if arr.dtype.kind == "f":
             self.hll.update_float64(doubles)
-            keys = number_keys(doubles)
+            keys = number_keys(doubles, nan=nan > 0)
         else:
             ints = arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64)
             if decimal:  # hashed by value, as _hash_into does
