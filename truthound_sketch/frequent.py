@@ -37,7 +37,8 @@ class FrequentItems:
     @classmethod
     def from_counts(cls, table: pl.DataFrame, capacity: int, error: int = 0) -> "FrequentItems":
         """A summary of exact value counts (columns ``value`` and ``count``)."""
-        table = table.with_columns(pl.col("count").cast(pl.UInt64))
+        if table.schema["count"] != pl.UInt64:
+            table = table.with_columns(pl.col("count").cast(pl.UInt64))
         if table.height > capacity:
             top = table.top_k(capacity + 1, by="count")
             cut = int(top["count"].min())
