@@ -323,11 +323,16 @@ def test_worker_errors_are_not_retried(tmp_path, monkeypatch) -> None:
 
 def test_threads_fed_by_one_reader_report_each_slice_once(big_parquet, baseline, monkeypatch) -> None:
     """Row slices on threads are decoded by one reader and added by whichever thread is free:
-    each slice is started and completed once, with its rows, and the profile is the one-thread one."""
+    each slice is started and completed once, with its rows, and the profile is the one-thread one;
+    the last batch is cut in two, one piece a thread."""
     monkeypatch.setattr(read_ahead, "TARGET_SLICE_ROWS", 200_000)  # 6 slices of 2 row groups
+    added = []
+    update = TablePartial.update
+    monkeypatch.setattr(TablePartial, "update", lambda self, b, **kw: added.append(b.height) or update(self, b, **kw))
     events = Recorder()
     prof = LocalBackend(num_workers=2, use_processes=False).profile(big_parquet, monitor=events)
     assert_exact_equal(prof, baseline)
+    assert sorted(added) == [100_000, 100_000] + [200_000] * 5
     started, completed = events.of("started"), events.of("completed")
     assert sorted(e[1] for e in started) == sorted(e[1] for e in completed) == list(range(6))
     assert sum(e[3] for e in completed) == ROWS and all(e[3] == 200_000 for e in completed)

@@ -29,7 +29,10 @@ from .base import ProfilingBackend, reduce_partials
 from .configs import LocalConfig
 from .partitioning import HashPartitioner, PartitionStrategy, split_columns
 
-__all__ = ["LocalBackend", "THREADS_UP_TO"]
+__all__ = ["LocalBackend", "SPLIT_MIN_ROWS", "THREADS_UP_TO"]
+
+#: the run's last batch is cut among the threads when each piece has at least this many rows
+SPLIT_MIN_ROWS = 65_536
 
 class LocalBackend(ProfilingBackend):
     name = "local"
@@ -60,7 +63,8 @@ class LocalBackend(ProfilingBackend):
             bus.run_started(backend=self.name, num_partitions=len(tasks), total_rows=source.rows, source=source.label)
             pooled = self.use_processes and n > 1 and len(tasks) > 1 and (source.bytes or 0) >= workers.POOL_MIN_BYTES
             keyed = self._run_pool(tasks, config, bus) if pooled else self._run_threads(
-                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n, files=True)
+                [(k, lambda s=s: s.read(config.batch_rows)) for k, s in tasks], config, bus, n, files=True,
+                last_rows=tasks[-1][1].rows if tasks else None)  # fmt: skip
         else:
             parts = self._frame_tasks(source, n)
             partitions = len(parts)
@@ -105,7 +109,7 @@ class LocalBackend(ProfilingBackend):
 
     # -- run ------------------------------------------------------------------------------
     def _run_threads(self, parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int,
-                     files: bool = False) -> list[tuple[Any, TablePartial]]:  # fmt: skip
+                     files: bool = False, last_rows: int | None = None) -> list[tuple[Any, TablePartial]]:  # fmt: skip
         """Each part on a thread; row slices of files on several threads are fed by one reader
         (:func:`_run_fed`).  Other ``files`` parts (column groups, hash partitions, or one
         thread): read one batch at a time per four threads (polars decodes a batch with its own
@@ -114,7 +118,7 @@ class LocalBackend(ProfilingBackend):
         so that memory does not grow with the number of slices and a column's mode (exact or
         sketched) carries over from slice to slice."""
         if files and self.partition_strategy is PartitionStrategy.ROW_BASED and n > 1 and len(parts) > 1:
-            return _run_fed(parts, config, bus, n)
+            return _run_fed(parts, config, bus, n, last_rows)
         reading = threading.Semaphore(max(1, n // 4))
         fold = files and self.partition_strategy is PartitionStrategy.ROW_BASED
         folded: dict[int, TablePartial] = {}  # thread ident -> its partial
@@ -191,15 +195,18 @@ class LocalBackend(ProfilingBackend):
         return {c.name: c for c in prof.columns}
 
 
-def _run_fed(parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int) -> list[tuple[Any, TablePartial]]:
+def _run_fed(parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: int,
+             last_rows: int | None = None) -> list[tuple[Any, TablePartial]]:  # fmt: skip
     """Row slices of files on ``n`` threads fed by one reader: the reader decodes the slices'
     batches in order, one batch ahead of the threads (at most ``n + 1`` batches alive), so that no
     thread waits for a decode (synthetic-10m 1.12 -> 1.08 s, lineitem-sf1 1.63 -> 1.55 s, means of
     6-8 interleaved runs).  Each thread adds the batches it takes to its own partial, taking each
     batch apart as it goes (memory does not grow with the number of slices, and a column's mode
-    carries over from batch to batch).  A slice is started when its first batch is taken and
-    completed when its last one has been added; an error (or an interrupt) stops the reader and
-    the threads, and is raised."""
+    carries over from batch to batch).  The run's last batch (known when the last slice has
+    ``last_rows`` rows) is cut into ``n`` row ranges, so that the threads finish together rather
+    than one waiting for the other's last batch.  A slice is started when its first batch is taken
+    and completed when its last one has been added; an error (or an interrupt) stops the reader
+    and the threads, and is raised."""
     tokens = threading.Semaphore(n + 1)  # batches alive: decoding, waiting or being added
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -227,16 +234,25 @@ def _run_fed(parts: list[tuple[Any, Any]], config: ProfileConfig, bus: Any, n: i
         try:
             for i, (_, produce) in enumerate(parts):
                 batches = iter(produce())
+                left = last_rows if i == len(parts) - 1 else None  # rows of the run still to read
                 while not stop.is_set():
                     tokens.acquire()
                     batch = next(batches, None)
                     if batch is None:
                         tokens.release()
                         break
-                    with lock:
-                        pending[i] += 1
-                    ready.put((i, batch))
+                    left = None if left is None else left - batch.height
+                    pieces = _row_slices(batch, n) if left == 0 and batch.height >= n * SPLIT_MIN_ROWS else [batch]
                     del batch
+                    for k, piece in enumerate(pieces):
+                        if k:  # each piece holds a token, as a batch does
+                            tokens.acquire()
+                            if stop.is_set():
+                                return
+                        with lock:
+                            pending[i] += 1
+                        ready.put((i, piece))
+                    del pieces, piece
                 if stop.is_set():
                     return
                 with lock:
