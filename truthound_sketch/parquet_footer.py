@@ -4,10 +4,10 @@ The footer is a Thrift ``FileMetaData`` in the compact protocol: field 2 is the 
 elements in depth-first order, the first one the root), field 3 the file's row count, field 4 the
 list of row groups, each with its row count in field 3.  :func:`row_counts` reads the total and
 then the row groups lazily, one at a time, so that the first few are known after parsing only the
-schema and those groups; :func:`read_footer` reads them all, with the top-level column names, for
-footers small enough to parse in Python quickly (each row group describes every column chunk:
-lineitem at scale 10, 524 row groups, has a 1 MB footer that takes 0.2 s to walk; pyarrow plans
-those).  They let ``th profile FILE.parquet`` plan and start decoding without importing pyarrow.
+schema and those groups; :func:`read_footer` reads them all, with the top-level column names
+(each row group describes every column chunk: lineitem at scale 10, 524 row groups, has a 1 MB
+footer, walked in 73 ms).  They let ``th profile FILE.parquet`` plan and start decoding without
+importing pyarrow.
 """
 
 from __future__ import annotations
