@@ -351,10 +351,17 @@ class ColumnPartial:
             else:
                 self.hll.update_int64(ints)
             keys = ints.view(np.uint64)
-        # last: KLL sorts runs of the doubles in place when they are this method's own copy
-        finite = doubles if n == len(arr) else doubles[np.isfinite(doubles)]
-        self.kll.update(finite, scratch=finite is not arr)
         self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys))
+        # last: KLL sorts runs in place in an array of this method's own, if there is one: the
+        # finite values picked out, the doubles of integers and decimals, or the keys of floats
+        # (the values, -0.0 made 0.0), which the frequent values no longer need
+        if n < len(arr):
+            finite = doubles[np.isfinite(doubles)]
+        elif arr.dtype.kind == "f":
+            finite = keys.view(np.float64)
+        else:
+            finite = doubles
+        self.kll.update(finite, scratch=finite is not arr)
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
         out = self.copy()
