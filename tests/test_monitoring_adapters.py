@@ -170,7 +170,7 @@ def spark():
 
 @pytest.mark.spark
 @needs_java
-def test_spark_adapter(spark):
+def test_spark_adapter(spark, tmp_path):
     # Spark adapter
     spark_adapter = SparkMonitorAdapter(
         spark_session=spark,
@@ -190,14 +190,29 @@ def test_spark_adapter(spark):
     assert reported["memory_percent"] == pytest.approx(sample.memory_percent)
 
     known = spark_adapter.get_metrics()["jobs_known"]
-    job = threading.Thread(target=lambda: spark.sparkContext.parallelize([1], 1)
-                           .map(lambda x: __import__("time").sleep(15) or x).collect())
+    # The task runs until the test has seen it (Spark's status store may write a task's start
+    # only at the executor's next heartbeat, 10 s later: a fixed sleep could end unseen).
+    release = str(tmp_path / "release")
+
+    def task(x):  # a nested function: shipped to Spark's Python worker by value
+        import os
+        import time
+
+        deadline = time.monotonic() + 170
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return x
+
+    job = threading.Thread(target=lambda: spark.sparkContext.parallelize([1], 1).map(task).collect())
     job.start()
-    busy = wait_until(lambda: spark_adapter.get_metrics()["running_tasks"] >= 1 and spark_adapter.get_metrics(),
-                      timeout=180, what="a running Spark task")
-    assert busy["active_jobs"] and busy["active_stages"][0]["num_tasks"] == 1
-    [sample] = spark_adapter.poll_once()
-    assert sample.active_tasks == 1
+    try:
+        busy = wait_until(lambda: spark_adapter.get_metrics()["running_tasks"] >= 1 and spark_adapter.get_metrics(),
+                          timeout=180, what="a running Spark task")
+        assert busy["active_jobs"] and busy["active_stages"][0]["num_tasks"] == 1
+        [sample] = spark_adapter.poll_once()
+        assert sample.active_tasks == 1
+    finally:
+        open(release, "w").close()
     job.join(120)
     assert spark_adapter.get_metrics()["jobs_known"] == known + 1
     assert spark_adapter.get_metrics()["master"] == "local[1]"
