@@ -150,15 +150,11 @@ class _Compact:
         return self.data[self.pos - 1]
 
     def varint(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            if b < 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise ValueError("parquet footer: malformed integer")
+        try:
+            value, self.pos = _varint(self.data, self.pos)
+        except IndexError:
+            raise ValueError("parquet footer: truncated") from None
+        return value
 
     def text(self) -> str:
         n = self.varint()

@@ -113,14 +113,10 @@ def _read_parquet(sl: Slice, batch_rows: int) -> Iterator[pl.DataFrame]:
         if sl.group_spans is not None and sl.row_groups is not None:
             groups, spans = list(sl.row_groups), dict(zip(sl.row_groups, sl.group_spans))
         else:
-            import pyarrow.parquet as pq
-
-            md = pq.ParquetFile(path).metadata
-            groups = list(sl.row_groups) if sl.row_groups is not None else list(range(md.num_row_groups))
-            first, spans = 0, {}
-            for i in range(md.num_row_groups):
-                spans[i] = (first, md.row_group(i).num_rows)
-                first += spans[i][1]
+            rows = _parquet_groups(path, {})[0]
+            firsts = itertools.accumulate(rows, initial=0)
+            groups = list(sl.row_groups) if sl.row_groups is not None else list(range(len(rows)))
+            spans = dict(enumerate(zip(firsts, rows)))
         columns = tuple(cols) if cols else None
         read = 0
         for run in _consecutive(groups):  # batches never span a gap between row groups
@@ -343,28 +339,31 @@ def _plan_whole(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
 _OWN_FOOTER_BYTES = 64 << 20
 
 
-def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
+def _parquet_groups(path: str, storage_options: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The row counts of a parquet file's row groups and its top-level column names."""
     try:
         footer = read_footer(path.removeprefix("file://"), _OWN_FOOTER_BYTES) if _is_local(path) else None
     except (OSError, ValueError):
         footer = None  # pyarrow says what is wrong with it
     if footer is not None:
-        rows, names = footer.group_rows, footer.columns
-    else:
-        import pyarrow.parquet as pq
+        return footer.group_rows, footer.columns
+    import pyarrow.parquet as pq
 
-        def groups_and_names(pf: Any) -> tuple[list[int], list[str]]:
-            return [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)], pf.schema_arrow.names
+    def groups_and_names(pf: Any) -> tuple[list[int], list[str]]:
+        return [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)], pf.schema_arrow.names
 
-        try:
-            if _is_local(path):
-                rows, names = groups_and_names(pq.ParquetFile(path.removeprefix("file://")))
-            else:
-                fs, p = _fs(path, storage_options)
-                with fs.open(p, "rb") as fh:
-                    rows, names = groups_and_names(pq.ParquetFile(fh))
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable parquet file: {_short(exc)}") from None
+    try:
+        if _is_local(path):
+            return groups_and_names(pq.ParquetFile(path.removeprefix("file://")))
+        fs, p = _fs(path, storage_options)
+        with fs.open(p, "rb") as fh:
+            return groups_and_names(pq.ParquetFile(fh))
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable parquet file: {_short(exc)}") from None
+
+
+def _plan_parquet(path, fmt, columns, storage_options, min_slices) -> list[Slice]:
+    rows, names = _parquet_groups(path, storage_options)
     if columns:
         missing = [c for c in columns if c not in names]
         if missing:
