@@ -94,14 +94,17 @@ def test_heavy_keys_kernel_returns_every_key_above_the_kth_multiplicity(keys, k)
     assert got == dict(zip(distinct[above].tolist(), counted[above].tolist()))
 
 
-@pytest.mark.parametrize("shape", ["distinct", "one key of 40%", "zipf", "few keys"])
+@pytest.mark.parametrize("shape", ["distinct", "some repeats", "pairs first", "one key of 40%", "zipf", "few keys"])
 def test_heavy_kernels_on_large_batches(shape):
     """Batches large enough for 256 partitions, with keys spread evenly (one scatter pass) and
-    piled on a few partitions (a partition fills up: the kernels count the partitions first)."""
+    piled on a few partitions (a partition fills up: the kernels count the partitions first);
+    keys mostly seen once are sifted out of heavy_keys' partitions by a bitmap first."""
     rng = np.random.default_rng(3)
     n = 600_000
     h = {
         "distinct": rng.permutation(n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15),
+        "some repeats": _copy_some(rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True), 3000, rng),
+        "pairs first": np.concatenate([np.repeat(np.arange(1000, dtype=np.uint64), 2), np.arange(1000, n - 1000, dtype=np.uint64)]),
         "one key of 40%": np.where(rng.random(n) < 0.4, 12345, rng.integers(0, 2**63, n)).astype(np.uint64),
         "zipf": rng.zipf(1.3, n).astype(np.uint64),
         "few keys": rng.integers(0, 300, n).astype(np.uint64),
@@ -117,6 +120,12 @@ def test_heavy_kernels_on_large_batches(shape):
         got_kth, used, rows = _hashcount.heavy_rows(h, k, -1)
         assert got_kth == kth and used == max(kth - 1, 1)
         assert np.array_equal(np.sort(np.frombuffer(rows, dtype=np.uint32)), np.flatnonzero(counted[inverse] > used))
+
+
+def _copy_some(keys: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """``keys`` with ``m`` rows overwritten by copies of other rows: mostly distinct, some repeats."""
+    keys[rng.integers(0, len(keys), m)] = keys[rng.integers(0, len(keys), m)]
+    return keys
 
 
 def test_heavy_rows_kernel_rejects_bad_input():

@@ -158,6 +158,39 @@ static inline uint64_t unmix(uint64_t k) {
     return k;
 }
 
+/* the largest sifting bitmap, in 64-bit words (32 KB) */
+#define SIFT_WORDS_MOST 4096
+
+/* Sifting a partition of heavy_keys (mixed keys, mostly seen once): a pass that sets each key's
+ * bit in a bitmap of `words` words (zero on entry and on return) lists the keys whose bit was set
+ * already (every key seen twice or more is among them, with the keys that share its bit); a second
+ * pass keeps the keys whose bit a candidate has.  Returns how many keys were kept (written to
+ * `out`), or more than size / 4 when too many keys repeat to gain anything.  The keys left out
+ * occur once each in the partition: their bit has no candidate.  Two passes over a bitmap that
+ * stays in the first-level cache cost less than a probe of the counting table a key. */
+static size_t sift_once(const uint64_t *pk, size_t size, size_t words, uint64_t *bm, uint64_t *cand, uint64_t *out) {
+    const size_t most = size / 8, mask = words * 64 - 1;
+    size_t nc = 0, j = 0;
+    for (; j < size && nc <= most; j++) {
+        const uint64_t idx = pk[j] & mask, bit = (uint64_t)1 << (idx & 63), w = bm[idx >> 6];
+        cand[nc] = pk[j];
+        nc += (w & bit) != 0;
+        bm[idx >> 6] = w | bit;
+    }
+    memset(bm, 0, words * 8);
+    if (nc > most) return size;
+    for (size_t i = 0; i < nc; i++) bm[(cand[i] & mask) >> 6] |= (uint64_t)1 << (cand[i] & 63);
+    size_t kept = 0;
+    if (nc)
+        for (j = 0; j < size && kept <= size / 4; j++) {
+            const uint64_t idx = pk[j] & mask;
+            out[kept] = pk[j];
+            kept += (bm[idx >> 6] >> (idx & 63)) & 1;
+        }
+    memset(bm, 0, words * 8);
+    return kept;
+}
+
 /* heavy_rows (rows = 1) and heavy_keys (rows = 0), specialised by the compiler for each */
 static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, const int rows_wanted) {
     PyObject *h_obj;
@@ -224,7 +257,9 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
         const size_t bytes = carve_size(rows, 8) + carve_size(HIST_CAP + 1, 4) + carve_size(nbig, 4) +
                              carve_size(cap, 8) + carve_size(cap, 4) + carve_size(some, 4) +
                              (rows_wanted ? 3 * carve_size(rows, 4) + carve_size(some, 4)
-                                          : carve_size(nheavy, 8) + carve_size(nheavy, 4));
+                                          : carve_size(nheavy, 8) + carve_size(nheavy, 4) +
+                                                carve_size(SIFT_WORDS_MOST, 8) + carve_size(some / 8 + 1, 8) +
+                                                carve_size(some / 4 + 1, 8));
         uint8_t *at = block = scratch_take(bytes, &slot);
         if (block == NULL) {
             no_memory = 1;
@@ -243,6 +278,12 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
         /* heavy_keys: the (mixed) keys seen at least twice, and their multiplicities */
         hkeys = rows_wanted ? NULL : carve(&at, nheavy, 8);
         hcounts = rows_wanted ? NULL : carve(&at, nheavy, 4);
+        /* heavy_keys' sifting: a bitmap of 16 bits a key, candidates and the keys left */
+        size_t bits_words = 64;
+        while (bits_words * 64 < 16 * some && bits_words < SIFT_WORDS_MOST) bits_words <<= 1;
+        uint64_t *bits_at = rows_wanted ? NULL : carve(&at, bits_words, 8);
+        uint64_t *cand = rows_wanted ? NULL : carve(&at, some / 8 + 1, 8);
+        uint64_t *sifted = rows_wanted ? NULL : carve(&at, some / 4 + 1, 8);
         memcpy(end, begin, parts * sizeof(size_t)); /* scatter: end[p] moves to the end of partition p */
         int full = 0;
         for (size_t i = 0; i < n; i++) {
@@ -261,13 +302,26 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
         }
         memset(hist, 0, (HIST_CAP + 1) * sizeof(uint32_t));
         memset(counts, 0, cap * sizeof(uint32_t));
+        if (!rows_wanted) memset(bits_at, 0, bits_words * 8);
         size_t nb = 0;
+        int sift = !rows_wanted; /* heavy_keys: sift out the keys seen once while that pays */
         for (size_t p = 0; p < parts; p++) {
-            const size_t lo = begin[p], size = end[p] - lo;
+            const size_t lo = begin[p];
+            size_t size = end[p] - lo;
+            const uint64_t *pk = pkeys + lo;
+            if (sift && size >= 256) {
+                const size_t left = sift_once(pk, size, bits_words, bits_at, cand, sifted);
+                if (left <= size / 4) {
+                    hist[1] += (uint32_t)(size - left);
+                    pk = sifted;
+                    size = left;
+                } else {
+                    sift = 0; /* many keys repeat: count the remaining parts directly */
+                }
+            }
             size_t pcap = 16, d = 0;
             while (pcap < 8 * size) pcap <<= 1;
             const size_t mask = pcap - 1;
-            const uint64_t *pk = pkeys + lo;
             for (size_t j = 0; j < size; j++) {
                 const uint64_t key = pk[j];
                 size_t s = (size_t)key & mask;
