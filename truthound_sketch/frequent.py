@@ -78,15 +78,15 @@ class FrequentItems:
             return cls(table, cut, capacity)
         if exact:  # a decimal batch keyed by its scaled integers
             cut, _, found = _hashcount.heavy_rows(hashes, k, _hashcount.FLOOR_KTH)
-            if not cut:  # fewer than k distinct values: no cut
+            if not cut or found is None:  # fewer than k distinct values (no cut), or most rows kept
                 return cls.from_counts(value_counts(values), capacity)
             counts = value_counts(values.gather(np.frombuffer(found, dtype=np.uint32)))
             return cls(counts.with_columns(pl.col("count") - cut), cut, capacity)
         _, floor, found = _hashcount.heavy_rows(hashes, k, -1)
         while True:
-            rows = np.frombuffer(found, dtype=np.uint32)
-            if len(rows) > len(values) // 2:
+            if found is None:  # more than half the rows: count them all
                 return cls.from_counts(value_counts(values), capacity)
+            rows = np.frombuffer(found, dtype=np.uint32)
             counts = value_counts(values.gather(rows))
             c = counts["count"].to_numpy()
             if np.count_nonzero(c > floor) >= k:  # the k largest counts are all above the floor
