@@ -275,7 +275,8 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
     /* First try: one scatter pass, each partition given its expected share of the rows and a margin
      * (distinct keys fall in partitions binomially; no pass to count them first: 5.8 -> 4.6 ms on 1M
      * distinct keys, measured).  A partition that fills up (many equal keys) makes a second try that
-     * counts the partitions' rows first. */
+     * counts the partitions' rows first.  The margin is a quarter: keys seen ten times each spread
+     * wider than binomially, and an eighth made 1M rows of 100k keys try twice (8.1 -> 5.1 ms). */
     for (int counted = bits == 0;; counted = 1) {
         size_t largest = 0, slots = 0, stride = 0;
         if (counted) {
@@ -288,7 +289,7 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
             slots = n;
         } else {
             const size_t share = n >> bits;
-            stride = share + share / 8 + 64;
+            stride = share + share / 4 + 64;
             for (size_t p = 0; p <= parts; p++) begin[p] = p * stride;
             largest = stride;
             slots = parts * stride;
