@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import truthound_sketch as ts
 from _core_compare import assert_profiles_equal
 from truthound_sketch import ProfileConfig, SchemaMismatchError, TablePartial
+from truthound_sketch.frequent import number_keys
 from truthound_sketch.result import quantile_label
 
 QS = ProfileConfig().quantiles
@@ -397,11 +398,14 @@ def test_running_histograms_of_exact_columns(batches, kind, threshold, run_limit
         assert list(col.quantiles.values()) == want.to_list()
 
 
+_OTHER_NAN = float(np.array([0x7FF8_0000_0000_0123], dtype=np.uint64).view(np.float64)[0])  # a NaN with a payload
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     values=st.lists(st.integers(-(2**40), 2**40) | st.sampled_from([0, 1, -1, 2**62, -(2**62)]), max_size=5000),
     dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float32, np.float64]),
-    specials=st.lists(st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0]), max_size=20),
+    specials=st.lists(st.sampled_from([float("nan"), -float("nan"), _OTHER_NAN, float("inf"), -float("inf"), -0.0]), max_size=20),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_moments_kernel_equals_polars(values, dtype, specials, seed) -> None:
@@ -420,6 +424,12 @@ def test_moments_kernel_equals_polars(values, dtype, specials, seed) -> None:
             rng = np.random.default_rng(seed)
             arr = np.insert(arr, rng.integers(0, len(arr) + 1, len(specials)), np.array(specials, dtype=dtype))
     n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr)
+    # with an output buffer: the same figures, and the values as doubles (floats as their
+    # frequent-value keys: -0.0 made 0.0, every NaN one NaN)
+    out = np.empty(len(arr))
+    assert _moments.summarize(arr, out) == (n, lo, hi, mean, m2, nan, pinf, ninf)
+    want = number_keys(arr) if arr.dtype.kind == "f" else arr.astype(np.float64).view(np.uint64)
+    assert np.array_equal(out.view(np.uint64), want)
     s = pl.Series(arr)
     finite = s.filter(s.is_finite()) if s.dtype.is_float() else s
     assert (nan, pinf, ninf) == ((int(s.is_nan().sum()), int((s == np.inf).sum()), int((s == -np.inf).sum())) if s.dtype.is_float() else (0, 0, 0))

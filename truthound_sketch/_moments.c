@@ -1,12 +1,15 @@
 /*
  * Range and moments of a numeric batch in one pass over memory (truthound_sketch.moments).
  *
- *   summarize(values) -> (n, lo, hi, mean, m2, nan, pos_inf, neg_inf)
+ *   summarize(values, out=None) -> (n, lo, hi, mean, m2, nan, pos_inf, neg_inf)
  *
  * values: a C-contiguous buffer of integers (signed or unsigned, 1 to 8 bytes) or floats (4 or 8
  * bytes).  NaN and infinities are counted and left out of everything else.  n: the values
  * counted; lo, hi: the smallest and largest (int for integers, float for floats; None when n is
- * 0); mean; m2: the sum of squared deviations from the mean.
+ * 0); mean; m2: the sum of squared deviations from the mean.  out: a float64 buffer as long as
+ * values, or None; it receives every value as a double, floats with -0.0 made 0.0 and every NaN
+ * one NaN (the frequent-value keys of floats), block by block while the block is in cache: the
+ * copy KLL sorts, without a pass of its own over memory.
  *
  * The buffer is read in blocks of BLOCK values: each block's mean and m2 come from two passes
  * over the block while it is in cache, and blocks are combined by the pairwise update of Chan,
@@ -19,6 +22,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define BLOCK 2048
 
@@ -90,10 +94,12 @@ static inline void combine(moments_t *a, double nb, double mean_b, double m2_b) 
 
 /* integers: exact range, moments over their doubles */
 #define INT_SUMMARY(NAME, T)                                                                         \
-    static void NAME(const T *v, Py_ssize_t len, moments_t *m, T *lo, T *hi) {                     \
+    static void NAME(const T *v, Py_ssize_t len, moments_t *m, T *lo, T *hi, double *out) {        \
         T mn0 = len ? v[0] : 0, mx0 = mn0, mn1 = mn0, mx1 = mn0, mn2 = mn0, mx2 = mn0, mn3 = mn0, mx3 = mn0; \
         for (Py_ssize_t at = 0; at < len; at += BLOCK) {                                           \
             const Py_ssize_t end = at + BLOCK < len ? at + BLOCK : len;                            \
+            if (out)                                                                               \
+                for (Py_ssize_t i = at; i < end; i++) out[i] = (double)v[i];                       \
             LANES4(T, TO_DOUBLE, MNMX)                                                             \
         }                                                                                          \
         *lo = LOWEST(LOWEST(mn0, mn1), LOWEST(mn2, mn3));                                          \
@@ -113,10 +119,15 @@ INT_SUMMARY(sum_u64, uint64_t)
  * counts them) */
 #define FLOAT_SUMMARY(NAME, T)                                                                       \
     static void NAME(const T *v, Py_ssize_t len, moments_t *m, double *lo, double *hi, Py_ssize_t *nan, \
-                     Py_ssize_t *pinf, Py_ssize_t *ninf) {                                          \
+                     Py_ssize_t *pinf, Py_ssize_t *ninf, double *out) {                             \
         double mn0 = INFINITY, mx0 = -INFINITY, mn1 = mn0, mx1 = mx0, mn2 = mn0, mx2 = mx0, mn3 = mn0, mx3 = mx0; \
         for (Py_ssize_t at = 0; at < len; at += BLOCK) {                                           \
             const Py_ssize_t end = at + BLOCK < len ? at + BLOCK : len;                            \
+            if (out) /* -0.0 + 0.0 is 0.0; every NaN one NaN */                                   \
+                for (Py_ssize_t i = at; i < end; i++) {                                            \
+                    const double x = (double)v[i];                                                 \
+                    out[i] = x != x ? (double)NAN : x + 0.0;                                       \
+                }                                                                                  \
             double p0 = 0, p1 = 0;                                                                 \
             Py_ssize_t j = at;                                                                     \
             for (; j + 2 <= end; j += 2) { /* x * 0 is NaN for NaN and infinities */               \
@@ -164,8 +175,10 @@ INT_SUMMARY(sum_u64, uint64_t)
 FLOAT_SUMMARY(sum_f32, float)
 FLOAT_SUMMARY(sum_f64, double)
 
-static PyObject *py_summarize(PyObject *self, PyObject *arg) {
-    Py_buffer b;
+static PyObject *py_summarize(PyObject *self, PyObject *args) {
+    PyObject *arg, *out_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &arg, &out_obj)) return NULL;
+    Py_buffer b, o = {0};
     if (PyObject_GetBuffer(arg, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     const char *f = b.format ? b.format : "B";
     if (*f == '<' || *f == '=' || *f == '@') f++;
@@ -189,26 +202,43 @@ static PyObject *py_summarize(PyObject *self, PyObject *arg) {
         PyBuffer_Release(&b);
         return NULL;
     }
+    double *out = NULL;
+    if (out_obj != Py_None) {
+        if (PyObject_GetBuffer(out_obj, &o, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+            PyBuffer_Release(&b);
+            return NULL;
+        }
+        const char *of = o.format ? o.format : "B";
+        if (*of == '<' || *of == '=' || *of == '@') of++;
+        if (strcmp(of, "d") != 0 || o.len != len * (Py_ssize_t)sizeof(double)) {
+            PyErr_Format(PyExc_ValueError, "out: expected %zd float64 values", len);
+            PyBuffer_Release(&o);
+            PyBuffer_Release(&b);
+            return NULL;
+        }
+        out = o.buf;
+    }
     Py_BEGIN_ALLOW_THREADS
     if (kind == 2) {
-        if (size == 4) sum_f32(b.buf, len, &m, &flo, &fhi, &nan, &pinf, &ninf);
-        else sum_f64(b.buf, len, &m, &flo, &fhi, &nan, &pinf, &ninf);
+        if (size == 4) sum_f32(b.buf, len, &m, &flo, &fhi, &nan, &pinf, &ninf, out);
+        else sum_f64(b.buf, len, &m, &flo, &fhi, &nan, &pinf, &ninf, out);
     } else if (kind == 0) {
         switch (size) {
-        case 1: { int8_t lo, hi; sum_i8(b.buf, len, &m, &lo, &hi); ilo = lo; ihi = hi; break; }
-        case 2: { int16_t lo, hi; sum_i16(b.buf, len, &m, &lo, &hi); ilo = lo; ihi = hi; break; }
-        case 4: { int32_t lo, hi; sum_i32(b.buf, len, &m, &lo, &hi); ilo = lo; ihi = hi; break; }
-        default: sum_i64(b.buf, len, &m, &ilo, &ihi);
+        case 1: { int8_t lo, hi; sum_i8(b.buf, len, &m, &lo, &hi, out); ilo = lo; ihi = hi; break; }
+        case 2: { int16_t lo, hi; sum_i16(b.buf, len, &m, &lo, &hi, out); ilo = lo; ihi = hi; break; }
+        case 4: { int32_t lo, hi; sum_i32(b.buf, len, &m, &lo, &hi, out); ilo = lo; ihi = hi; break; }
+        default: sum_i64(b.buf, len, &m, &ilo, &ihi, out);
         }
     } else {
         switch (size) {
-        case 1: { uint8_t lo, hi; sum_u8(b.buf, len, &m, &lo, &hi); ulo = lo; uhi = hi; break; }
-        case 2: { uint16_t lo, hi; sum_u16(b.buf, len, &m, &lo, &hi); ulo = lo; uhi = hi; break; }
-        case 4: { uint32_t lo, hi; sum_u32(b.buf, len, &m, &lo, &hi); ulo = lo; uhi = hi; break; }
-        default: sum_u64(b.buf, len, &m, &ulo, &uhi);
+        case 1: { uint8_t lo, hi; sum_u8(b.buf, len, &m, &lo, &hi, out); ulo = lo; uhi = hi; break; }
+        case 2: { uint16_t lo, hi; sum_u16(b.buf, len, &m, &lo, &hi, out); ulo = lo; uhi = hi; break; }
+        case 4: { uint32_t lo, hi; sum_u32(b.buf, len, &m, &lo, &hi, out); ulo = lo; uhi = hi; break; }
+        default: sum_u64(b.buf, len, &m, &ulo, &uhi, out);
         }
     }
     Py_END_ALLOW_THREADS
+    if (out != NULL) PyBuffer_Release(&o);
     PyBuffer_Release(&b);
     const Py_ssize_t n = (Py_ssize_t)m.n;
     PyObject *lo, *hi;
@@ -234,8 +264,9 @@ static PyObject *py_summarize(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef moments_methods[] = {
-    {"summarize", py_summarize, METH_O,
-     "summarize(values) -> (n, lo, hi, mean, m2, nan, pos_inf, neg_inf): range and moments of a numeric buffer."},
+    {"summarize", py_summarize, METH_VARARGS,
+     "summarize(values, out=None) -> (n, lo, hi, mean, m2, nan, pos_inf, neg_inf): range and moments of a numeric "
+     "buffer; `out` (float64, as long) receives the values as doubles (floats with -0.0 made 0.0 and NaN one NaN)."},
     {NULL, NULL, 0, NULL},
 };
 

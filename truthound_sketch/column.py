@@ -26,7 +26,7 @@ import polars as pl
 
 from . import _moments
 from .errors import SchemaMismatchError
-from .frequent import FrequentItems, dense_histogram, dense_table, number_keys, value_counts
+from .frequent import FrequentItems, dense_histogram, dense_table, value_counts
 from .hll import HllDistinct
 from .kinds import Kind, kind_of, plain_numbers
 from .kll import KllQuantiles
@@ -320,30 +320,33 @@ class ColumnPartial:
 
     def _absorb_numbers(self, values: pl.Series) -> None:
         """A batch (no nulls) of a sketched column of :func:`plain_numbers`: one numpy array of its
-        physical values feeds the range, moments and non-finite counts (one C pass), KLL, HLL and
-        the frequent-value keys, each as :meth:`_sketch` and :func:`stat_exprs` would compute them."""
+        physical values feeds the range, moments and non-finite counts (one C pass, which also
+        writes the values as doubles: the frequent-value keys of floats and what KLL sorts), KLL,
+        HLL and the frequent-value keys, each as :meth:`_sketch` and :func:`stat_exprs` would
+        compute them."""
         decimal = self.kind is Kind.DECIMAL
         phys = values.to_physical()
         arr = (phys.cast(pl.Int64) if decimal else phys).to_numpy()
-        n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr)
-        self.nan_count += nan
-        self.pos_inf_count += pinf
-        self.neg_inf_count += ninf
         if decimal:  # scaled integers: the values are arr / 10**scale
+            n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr)
             scale = values.dtype.scale
             unit = 10.0**scale
             doubles = arr / unit
             mean, m2 = mean / unit, m2 / unit**2
             if n:
                 lo, hi = _decimal(lo, scale), _decimal(hi, scale)
-        else:
-            doubles = arr.astype(np.float64, copy=False)
+        else:  # the doubles of integers; floats as float64, -0.0 made 0.0 and every NaN one NaN
+            doubles = np.empty(len(arr))
+            n, lo, hi, mean, m2, nan, pinf, ninf = _moments.summarize(arr, doubles)
+        self.nan_count += nan
+        self.pos_inf_count += pinf
+        self.neg_inf_count += ninf
         if n:
             self.moments = self.moments + Moments(n, mean, m2)
             self._extend_range(lo, hi)
         if arr.dtype.kind == "f":
             self.hll.update_float64(doubles)
-            keys = number_keys(doubles, nan=nan > 0)
+            keys = doubles.view(np.uint64)
         else:
             ints = arr.view(np.int64) if arr.dtype.itemsize == 8 else arr.astype(np.int64)
             if decimal:  # hashed by value, as _hash_into does
@@ -352,16 +355,9 @@ class ColumnPartial:
                 self.hll.update_int64(ints)
             keys = ints.view(np.uint64)
         self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys))
-        # last: KLL sorts runs in place in an array of this method's own, if there is one: the
-        # finite values picked out, the doubles of integers and decimals, or the keys of floats
-        # (the values, -0.0 made 0.0), which the frequent values no longer need
-        if n < len(arr):
-            finite = doubles[np.isfinite(doubles)]
-        elif arr.dtype.kind == "f":
-            finite = keys.view(np.float64)
-        else:
-            finite = doubles
-        self.kll.update(finite, scratch=finite is not arr)
+        # last: KLL sorts the runs of this method's own array in place (the frequent values no
+        # longer need it), or of the finite values picked out of it
+        self.kll.update(doubles[np.isfinite(doubles)] if n < len(arr) else doubles, scratch=True)
 
     def _retyped(self, dtype: pl.DataType) -> "ColumnPartial":
         out = self.copy()

@@ -134,15 +134,15 @@ def _hashes(values: pl.Series) -> tuple[np.ndarray, bool]:
     return values.hash(0x7EA5).to_numpy(), False
 
 
-def number_keys(arr: np.ndarray, nan: bool = True) -> np.ndarray:
+def number_keys(arr: np.ndarray) -> np.ndarray:
     """The frequent-value keys of integers (their bits) or floats (as float64, -0.0 and NaN made
-    one value): distinct values, distinct keys.  ``nan=False``: the caller knows there is none."""
+    one value): distinct values, distinct keys.  (:func:`truthound_sketch._moments.summarize`
+    writes the same keys of floats as it reads them.)"""
     if arr.dtype.kind == "f":
         arr = np.add(arr, 0.0, dtype=np.float64)  # -0.0 + 0.0 is 0.0; a new array, in one pass
-        if nan:
-            where = np.isnan(arr)
-            if where.any():
-                arr[where] = np.nan
+        where = np.isnan(arr)
+        if where.any():
+            arr[where] = np.nan
         return arr.view(np.uint64)
     if arr.dtype.itemsize == 8:
         return arr.view(np.uint64)
