@@ -22,18 +22,13 @@ from truthound_sketch.frequent import FrequentItems, value_counts
 )
 def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
     """From hashes, value bits or short strings' views: the same summary as from exact counts."""
-    from truthound_sketch.views import inline_keys, string_array
+    from truthound_sketch.views import string_array
 
     s = pl.Series("v", values)
-    keys = None
     if kind == "text":
         s = ("a value longer than twelve bytes: " + s.cast(pl.String)).str.slice(0, pl.Series(values) % 40)
-        keys = inline_keys(string_array(s))  # None as soon as one is long
-        assert keys is None or s.str.len_bytes().max() <= 12
-    elif kind == "short text":  # every string inline: keyed by its view
+    elif kind == "short text":  # every string inline: counted by its view, across chunks
         s = pl.concat([s[: len(s) // 2], s[len(s) // 2 :]], rechunk=False).cast(pl.String)
-        keys = inline_keys(string_array(s))
-        assert keys is not None and len(keys) == len(s)
     elif kind == "float":  # 0.0 and -0.0, NaN from two expressions: polars counts each as one value
         special = {1: -0.0, 2: float("nan"), 3: float("inf") - float("inf")}
         s = pl.Series("v", [special.get(v % 50, v / 8) for v in values], dtype=pl.Float64)
@@ -43,7 +38,15 @@ def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
         s = pl.Series("v", [v * 2**70 for v in values], dtype=pl.Int128)
     elif kind == "uint8":
         s = (s % 256).cast(pl.UInt8)
-    fast = FrequentItems.from_batch(s, capacity, keys, exact=False) if keys is not None else FrequentItems.from_batch(s, capacity)
+    fast = FrequentItems.from_batch(s, capacity)
+    if kind in ("text", "short text"):
+        views = FrequentItems.from_views(s, string_array(s), capacity)  # None as soon as one is long
+        inline = bool(s.str.len_bytes().max() <= 12)
+        assert (views is not None) == (inline and len(s) > capacity + 1)
+        if kind == "short text":
+            assert views is not None or len(s) <= capacity + 1
+        if views is not None:
+            assert views.error == fast.error and views.table.sort("value").equals(fast.table.sort("value"))
     exact = FrequentItems.from_counts(value_counts(s), capacity)
     assert fast.error == exact.error
     assert fast.table.sort("value").equals(exact.table.sort("value"))
@@ -127,6 +130,35 @@ def test_heavy_kernels_on_large_batches(shape):
             assert rows is None
         else:
             assert np.array_equal(np.frombuffer(rows, dtype=np.uint32), want)
+
+
+@pytest.mark.parametrize("shape", ["distinct", "repeated ten times", "zipf", "few strings"])
+def test_heavy_views_counts_short_strings_exactly(shape):
+    """Inline strings (empty, 12 bytes, multi-byte UTF-8 included) counted by their views, in batches
+    large enough for 256 partitions and across chunks: the same k-th largest count and the same
+    strings above it as polars' value counts; None once a string is longer than 12 bytes."""
+    from truthound_sketch.views import string_array
+
+    rng = np.random.default_rng(5)
+    n = 600_000
+    ints = {
+        "distinct": rng.permutation(n),
+        "repeated ten times": rng.integers(0, n // 10, n),
+        "zipf": rng.zipf(1.3, n) % 10**9,
+        "few strings": rng.integers(0, 300, n),
+    }[shape]
+    words = np.array(["", "é" * 6, "twelve bytes", "k-"], dtype=object)
+    text = pl.Series("v", [f"{words[i % 4]}{i}".encode()[:12].decode(errors="ignore") if i % 7 else words[i % 4]
+                           for i in ints.tolist()])  # fmt: skip
+    s = pl.concat([text[: n // 3], text[n // 3 :]], rechunk=False)  # two chunks
+    counts = s.value_counts(name="count").sort("count", descending=True)
+    for k in (1, 1025):
+        kth = int(counts["count"][k - 1]) if counts.height >= k else 0
+        got_kth, strings, got = _hashcount.heavy_views([c.views for c in string_array(s)], k)
+        want = dict(counts.filter(pl.col("count") > kth).iter_rows()) if kth else {}
+        assert got_kth == kth and dict(zip(strings, np.frombuffer(got, dtype=np.uint32).tolist())) == want
+    longer = pl.concat([s, pl.Series("v", ["thirteen byte"])], rechunk=False)
+    assert _hashcount.heavy_views([c.views for c in string_array(longer)], 1025) is None
 
 
 def _copy_some(keys: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:

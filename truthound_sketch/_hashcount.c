@@ -26,7 +26,7 @@
  * Both count the keys alone (heavy_rows then finds the rows of the keys it keeps in
  * a second pass over the hashes: 9.8 -> 8.7 ms on 1M rows of 100k keys, measured).
  * The keys are radix-partitioned by the top bits of their (mixed) hash, keys seen
- * once are sifted out of each partition (sift_once), and the rest of a partition
+ * once are sifted out of each partition (sift), and the rest of a partition
  * is counted in an open-addressing table of eight times its size
  * (linear probing, keyed by the full 64 bits), small enough to stay in cache and
  * sparse enough that most probes end at the first slot (fewer mispredicted
@@ -167,22 +167,75 @@ static inline uint64_t unmix(uint64_t k) {
     return k;
 }
 
+/* The partitions' places in the scatter buffer: from their rows (counted: begin[p + 1] holds
+ * partition p's), or, on a first try, each its expected share of the n rows and a quarter more
+ * (distinct keys fall in partitions binomially; keys seen about ten times each spread wider, and
+ * an eighth made 1M rows of 100k keys try twice: 8.1 -> 5.1 ms).  Sets begin[0..parts] and
+ * *largest (the largest partition's room); returns the buffer's slots. */
+static size_t lay_out(size_t *begin, size_t parts, int bits, size_t n, int counted, size_t *largest) {
+    if (counted) {
+        *largest = 0;
+        for (size_t p = 0; p < parts; p++) {
+            if (begin[p + 1] > *largest) *largest = begin[p + 1];
+            begin[p + 1] += begin[p];
+        }
+        return n;
+    }
+    const size_t share = n >> bits, stride = share + share / 4 + 64;
+    for (size_t p = 0; p <= parts; p++) begin[p] = p * stride;
+    *largest = stride;
+    return parts * stride;
+}
+
+/* a distinct key's multiplicity: into the histogram, or the list of the larger ones */
+static inline void tally_multiplicity(uint32_t c, uint32_t *hist, uint32_t *big, size_t *nb) {
+    if (c <= HIST_CAP) {
+        hist[c]++;
+    } else {
+        big[(*nb)++] = c;
+    }
+}
+
+/* the k-th largest multiplicity (0 when there are fewer than k), from a histogram of the
+ * multiplicities up to HIST_CAP and the larger ones listed in `big` (sorted here; nb is tiny) */
+static Py_ssize_t kth_largest(const uint32_t *hist, uint32_t *big, size_t nb, Py_ssize_t k) {
+    for (size_t i = 1; i < nb; i++) { /* descending */
+        const uint32_t c = big[i];
+        size_t j = i;
+        for (; j > 0 && big[j - 1] < c; j--) big[j] = big[j - 1];
+        big[j] = c;
+    }
+    if ((size_t)k <= nb) return big[k - 1];
+    size_t seen = nb;
+    for (size_t c = HIST_CAP; c > 0; c--) {
+        seen += hist[c];
+        if (seen >= (size_t)k) return (Py_ssize_t)c;
+    }
+    return 0;
+}
+
 /* the largest sifting bitmap, in 64-bit words (32 KB) */
 #define SIFT_WORDS_MOST 4096
 
-/* Sifting a partition of heavy_keys (mixed keys, mostly seen once): a pass that sets each key's
- * bit in a bitmap of `words` words (zero on entry and on return) lists the keys whose bit was set
- * already (every key seen twice or more is among them, with the keys that share its bit); a second
- * pass keeps the keys whose bit a candidate has.  Returns how many keys were kept (written to
- * `out`), or more than size / 4 when too many keys repeat to gain anything.  The keys left out
- * occur once each in the partition: their bit has no candidate.  Two passes over a bitmap that
- * stays in the first-level cache cost less than a probe of the counting table a key. */
-static size_t sift_once(const uint64_t *pk, size_t size, size_t words, uint64_t *bm, uint64_t *cand, uint64_t *out) {
+/* A partition's slot of an inline string's view (two words), for heavy_views */
+static inline uint64_t vk_hash(uint64_t w0, uint64_t w1) { return mix(w0 ^ (w1 * 0x9E3779B97F4A7C15ULL)); }
+
+/* Sifting a partition of keys mostly seen once (heavy_keys' mixed keys, `width` 1, or heavy_views'
+ * views, `width` 2, hashed by vk_hash): a pass that sets each key's bit in a bitmap of `words`
+ * words (zero on entry and on return) lists the hashes whose bit was set already (every key seen
+ * twice or more is among them, with the keys that share its bit); a second pass keeps the keys
+ * whose bit a candidate has.  Returns how many keys were kept (written to `out`), or more than
+ * size / 4 when too many keys repeat to gain anything.  The keys left out occur once each in the
+ * partition: their bit has no candidate.  Two passes over a bitmap that stays in the first-level
+ * cache cost less than a probe of the counting table a key. */
+static inline __attribute__((always_inline)) size_t sift(const uint64_t *pk, size_t size, const int width, size_t words,
+                                                         uint64_t *bm, uint64_t *cand, uint64_t *out) {
+#define SIFT_HASH(j) (width == 1 ? pk[j] : vk_hash(pk[2 * (j)], pk[2 * (j) + 1]))
     const size_t most = size / 8, mask = words * 64 - 1;
     size_t nc = 0, j = 0;
     for (; j < size && nc <= most; j++) {
-        const uint64_t idx = pk[j] & mask, bit = (uint64_t)1 << (idx & 63), w = bm[idx >> 6];
-        cand[nc] = pk[j];
+        const uint64_t h = SIFT_HASH(j), idx = h & mask, bit = (uint64_t)1 << (idx & 63), w = bm[idx >> 6];
+        cand[nc] = h;
         nc += (w & bit) != 0;
         bm[idx >> 6] = w | bit;
     }
@@ -192,12 +245,14 @@ static size_t sift_once(const uint64_t *pk, size_t size, size_t words, uint64_t 
     size_t kept = 0;
     if (nc)
         for (j = 0; j < size && kept <= size / 4; j++) {
-            const uint64_t idx = pk[j] & mask;
-            out[kept] = pk[j];
+            const uint64_t idx = SIFT_HASH(j) & mask;
+            out[width * kept] = pk[width * j];
+            if (width == 2) out[2 * kept + 1] = pk[2 * j + 1];
             kept += (bm[idx >> 6] >> (idx & 63)) & 1;
         }
     memset(bm, 0, words * 8);
     return kept;
+#undef SIFT_HASH
 }
 
 /* heavy_rows: the rows, ascending, whose mixed hash is one of the m distinct `keys` (`total` rows
@@ -280,27 +335,16 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
     uint32_t *hcounts = NULL;
     Py_BEGIN_ALLOW_THREADS
     /* First try: one scatter pass, each partition given its expected share of the rows and a margin
-     * (distinct keys fall in partitions binomially; no pass to count them first: 5.8 -> 4.6 ms on 1M
-     * distinct keys, measured).  A partition that fills up (many equal keys) makes a second try that
-     * counts the partitions' rows first.  The margin is a quarter: keys seen ten times each spread
-     * wider than binomially, and an eighth made 1M rows of 100k keys try twice (8.1 -> 5.1 ms). */
+     * (lay_out; no pass to count them first: 5.8 -> 4.6 ms on 1M distinct keys, measured).  A
+     * partition that fills up (many equal keys) makes a second try that counts the partitions' rows
+     * first. */
     for (int counted = bits == 0;; counted = 1) {
-        size_t largest = 0, slots = 0, stride = 0;
+        size_t largest = 0;
         if (counted) {
             memset(begin, 0, (parts + 1) * sizeof(size_t));
             for (size_t i = 0; i < n; i++) begin[bits ? (mix(hs[i]) >> shift) + 1 : 1]++;
-            for (size_t p = 0; p < parts; p++) {
-                if (begin[p + 1] > largest) largest = begin[p + 1];
-                begin[p + 1] += begin[p];
-            }
-            slots = n;
-        } else {
-            const size_t share = n >> bits;
-            stride = share + share / 4 + 64;
-            for (size_t p = 0; p <= parts; p++) begin[p] = p * stride;
-            largest = stride;
-            slots = parts * stride;
         }
+        const size_t slots = lay_out(begin, parts, bits, n, counted, &largest);
         size_t cap = 16;
         while (cap < 8 * largest) cap <<= 1;
         const size_t rows = slots ? slots : 1, some = largest ? largest : 1;
@@ -347,19 +391,19 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
         memset(counts, 0, cap * sizeof(uint32_t));
         memset(bits_at, 0, bits_words * 8);
         size_t nb = 0;
-        int sift = 1; /* sift out the keys seen once while that pays */
+        int sifting = 1; /* sift out the keys seen once while that pays */
         for (size_t p = 0; p < parts; p++) {
             const size_t lo = begin[p];
             size_t size = end[p] - lo;
             const uint64_t *pk = pkeys + lo;
-            if (sift && size >= 256) {
-                const size_t left = sift_once(pk, size, bits_words, bits_at, cand, sifted);
+            if (sifting && size >= 256) {
+                const size_t left = sift(pk, size, 1, bits_words, bits_at, cand, sifted);
                 if (left <= size / 4) {
                     hist[1] += (uint32_t)(size - left);
                     pk = sifted;
                     size = left;
                 } else {
-                    sift = 0; /* many keys repeat: count the remaining parts directly */
+                    sifting = 0; /* many keys repeat: count the remaining parts directly */
                 }
             }
             size_t pcap = 16, d = 0;
@@ -382,31 +426,10 @@ static inline __attribute__((always_inline)) PyObject *heavy(PyObject *args, con
                     hkeys[m] = keys[fresh[i]];
                     hcounts[m++] = c;
                 }
-                if (c <= HIST_CAP) {
-                    hist[c]++;
-                } else {
-                    big[nb++] = c;
-                }
+                tally_multiplicity(c, hist, big, &nb);
             }
         }
-        for (size_t i = 1; i < nb; i++) { /* descending; nb is tiny */
-            const uint32_t c = big[i];
-            size_t j = i;
-            for (; j > 0 && big[j - 1] < c; j--) big[j] = big[j - 1];
-            big[j] = c;
-        }
-        if ((size_t)k <= nb) {
-            kth = big[k - 1];
-        } else {
-            size_t seen = nb;
-            for (size_t c = HIST_CAP; c > 0; c--) {
-                seen += hist[c];
-                if (seen >= (size_t)k) {
-                    kth = (Py_ssize_t)c;
-                    break;
-                }
-            }
-        }
+        kth = kth_largest(hist, big, nb, k);
         if (floor == FLOOR_KTH) {
             floor = kth ? kth : (Py_ssize_t)n; /* nothing when fewer than k distinct hashes */
         } else if (floor < 0) {
@@ -1043,44 +1066,240 @@ static PyObject *py_dense_counts(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* inline_keys(views) -> uint64 bytes or None: a 64-bit key a row from its 16-byte view when
- * every string of the column is inline (at most 12 bytes, zero-padded: the view is the string),
- * equal strings giving equal keys; None as soon as a longer one (or a bad length) is seen. */
-static PyObject *py_inline_keys(PyObject *self, PyObject *arg) {
-    Py_buffer v;
-    if (get_buffer(arg, &v, 0, 1, "views (uint8)") < 0) return NULL;
-    if (v.len % 16 != 0) {
-        PyBuffer_Release(&v);
-        PyErr_SetString(PyExc_ValueError, "views: expected 16 bytes a row");
+/* ---- frequent short strings, counted by their views ------------------------------------ */
+
+/* a slot of heavy_views' counting table: a view (two words) and its count */
+typedef struct {
+    uint64_t w0, w1;
+    uint32_t count;
+} views_slot;
+
+/* heavy_views(chunks, k) -> (kth, strings, counts) or None.
+ *
+ * heavy_keys for a string column whose strings are all inline (at most 12 bytes): an inline
+ * string's 16-byte view is the string itself (its length and its zero-padded bytes), so the views
+ * are counted exactly, as 128-bit keys, with no hash to verify and no rows to gather afterwards.
+ * chunks: the 16-byte views (uint8 buffers) of the column's chunks, without nulls.  kth: the k-th
+ * largest count (0 when there are fewer than k distinct strings); strings: the strings counted
+ * more than kth times (a list of str); counts: their counts (uint32 bytes).  None as soon as a
+ * string is longer than 12 bytes.  The views are radix-partitioned as heavy_keys' keys are (one
+ * scatter pass with a margin, or a counting pass first when a partition fills up), strings seen
+ * once are sifted out of each partition as heavy_keys' keys are, and the rest of a partition is
+ * counted in a table of eight slots a string, or a distinct string of the last part. */
+static PyObject *py_heavy_views(PyObject *self, PyObject *args) {
+    PyObject *chunks_obj;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "On", &chunks_obj, &k)) return NULL;
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
         return NULL;
     }
-    const Py_ssize_t n = v.len / 16;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 8);
-    if (out == NULL) {
-        PyBuffer_Release(&v);
-        return NULL;
+    PyObject *seq = PySequence_Fast(chunks_obj, "chunks: expected a sequence of view buffers");
+    if (seq == NULL) return NULL;
+    const Py_ssize_t nch = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer *bufs = PyMem_RawCalloc(nch ? (size_t)nch : 1, sizeof(Py_buffer));
+    size_t *begin = PyMem_RawMalloc((2 * 256 + 1) * sizeof(size_t)), *end = begin + 256 + 1;
+    Py_ssize_t got = 0;
+    size_t n = 0;
+    PyObject *result = NULL;
+    if (bufs == NULL || begin == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    uint64_t *keys = (uint64_t *)PyBytes_AS_STRING(out);
-    const uint8_t *views = (const uint8_t *)v.buf;
-    int inline_only = 1;
+    for (; got < nch; got++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(seq, got), &bufs[got], 0, 1, "views (uint8)") < 0) goto done;
+        if (bufs[got].len % 16 != 0) {
+            PyBuffer_Release(&bufs[got]);
+            PyErr_SetString(PyExc_ValueError, "views: expected 16 bytes a row");
+            goto done;
+        }
+        n += (size_t)(bufs[got].len / 16);
+    }
+    if (n >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "at most 2^32 - 1 rows");
+        goto done;
+    }
+    int bits = 0;
+    while (bits < 8 && ((size_t)1 << bits) * 2048 < n) bits++;
+    const size_t parts = (size_t)1 << bits, nbig = n / (HIST_CAP + 1) + 1, nheavy = n / 2 + 1;
+    const int shift = 64 - bits;
+    Py_ssize_t kth = 0;
+    size_t m = 0;
+    int slot = -1, no_memory = 0, longer = 0;
+    uint8_t *block = NULL;
+    uint64_t *hkeys = NULL;
+    uint32_t *hcounts = NULL;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t w0, w1;
-        memcpy(&w0, views + 16 * i, 8);
-        memcpy(&w1, views + 16 * i + 8, 8);
-        if ((uint32_t)w0 > 12) { /* a longer string, or a negative length */
-            inline_only = 0;
+    for (int counted = bits == 0;; counted = 1) {
+        size_t largest = 0;
+        if (counted) {
+            memset(begin, 0, (parts + 1) * sizeof(size_t));
+            for (Py_ssize_t c = 0; c < nch && !longer; c++) {
+                const uint8_t *v = bufs[c].buf;
+                for (Py_ssize_t i = 0, len = bufs[c].len / 16; i < len; i++) {
+                    uint64_t w0, w1;
+                    memcpy(&w0, v + 16 * i, 8);
+                    memcpy(&w1, v + 16 * i + 8, 8);
+                    if ((uint32_t)w0 > 12) { /* a longer string (or a bad length) */
+                        longer = 1;
+                        break;
+                    }
+                    begin[bits ? (vk_hash(w0, w1) >> shift) + 1 : 1]++;
+                }
+            }
+            if (longer) break;
+        }
+        const size_t slots = lay_out(begin, parts, bits, n, counted, &largest);
+        size_t cap = 16;
+        while (cap < 8 * largest) cap <<= 1;
+        const size_t rows = slots ? slots : 1, some = largest ? largest : 1;
+        uint8_t *at = block = scratch_take(carve_size(rows, 16) + carve_size(HIST_CAP + 1, 4) + carve_size(nbig, 4) +
+                                               carve_size(cap, sizeof(views_slot)) + carve_size(some, 4) +
+                                               carve_size(SIFT_WORDS_MOST, 8) + carve_size(some / 8 + 1, 8) +
+                                               carve_size(some / 4 + 1, 16) +
+                                               carve_size(nheavy, 16) + carve_size(nheavy, 4),
+                                           &slot);
+        if (block == NULL) {
+            no_memory = 1;
             break;
         }
-        keys[i] = view_hash(w0, w1);
+        uint64_t *pkeys = carve(&at, rows, 16);
+        uint32_t *hist = carve(&at, HIST_CAP + 1, 4), *big = carve(&at, nbig, 4);
+        views_slot *table = carve(&at, cap, sizeof(views_slot));
+        uint32_t *fresh = carve(&at, some, 4);
+        size_t bits_words = 64;
+        while (bits_words * 64 < 16 * some && bits_words < SIFT_WORDS_MOST) bits_words <<= 1;
+        uint64_t *bits_at = carve(&at, bits_words, 8), *cand = carve(&at, some / 8 + 1, 8);
+        uint64_t *sifted = carve(&at, some / 4 + 1, 16);
+        hkeys = carve(&at, nheavy, 16);
+        hcounts = carve(&at, nheavy, 4);
+        memcpy(end, begin, parts * sizeof(size_t));
+        int full = 0;
+        for (Py_ssize_t c = 0; c < nch && !full && !longer; c++) {
+            const uint8_t *v = bufs[c].buf;
+            for (Py_ssize_t i = 0, len = bufs[c].len / 16; i < len; i++) {
+                uint64_t w0, w1;
+                memcpy(&w0, v + 16 * i, 8);
+                memcpy(&w1, v + 16 * i + 8, 8);
+                if ((uint32_t)w0 > 12) {
+                    longer = 1;
+                    break;
+                }
+                const size_t p = bits ? vk_hash(w0, w1) >> shift : 0, pos = end[p]++;
+                if (!counted && pos == begin[p + 1]) {
+                    full = 1;
+                    break;
+                }
+                pkeys[2 * pos] = w0;
+                pkeys[2 * pos + 1] = w1;
+            }
+        }
+        if (full || longer) {
+            scratch_give(block, slot);
+            block = NULL;
+            if (longer) break;
+            continue;
+        }
+        memset(hist, 0, (HIST_CAP + 1) * sizeof(uint32_t));
+        memset(table, 0, cap * sizeof(views_slot));
+        memset(bits_at, 0, bits_words * 8);
+        size_t nb = 0, last_d = 0;
+        int sifting = 1; /* sift out the strings seen once while that pays, as heavy_keys */
+        for (size_t p = 0; p < parts; p++) {
+            const size_t lo = begin[p];
+            size_t size = end[p] - lo;
+            const uint64_t *pk = pkeys + 2 * lo;
+            if (sifting && size >= 256) {
+                const size_t left = sift(pk, size, 2, bits_words, bits_at, cand, sifted);
+                if (left <= size / 4) {
+                    hist[1] += (uint32_t)(size - left);
+                    pk = sifted;
+                    size = left;
+                } else {
+                    sifting = 0;
+                }
+            }
+            /* eight slots a key; or, when the last part had far fewer distinct strings than rows
+             * (strings seen many times), eight slots a distinct string of it: a table that stays
+             * in the first-level cache (a part with more is counted again in a full one) */
+            size_t pcap = 16, d = 0, want = 8 * size;
+            if (last_d && 8 * last_d < want) want = 8 * last_d;
+            while (pcap < want) pcap <<= 1;
+            for (int again = 0;; again = 1) {
+                const size_t mask = pcap - 1, most = pcap / 2;
+                size_t j = 0;
+                for (; j < size; j++) {
+                    const uint64_t w0 = pk[2 * j], w1 = pk[2 * j + 1];
+                    size_t s = (size_t)vk_hash(w0, w1) & mask;
+                    while (table[s].count != 0 && (table[s].w0 != w0 || table[s].w1 != w1)) s = (s + 1) & mask;
+                    if (table[s].count == 0) {
+                        if (d == most && !again) break;
+                        table[s].w0 = w0;
+                        table[s].w1 = w1;
+                        fresh[d++] = (uint32_t)s;
+                    }
+                    table[s].count++;
+                }
+                if (j == size) break;
+                for (size_t i = 0; i < d; i++) table[fresh[i]].count = 0;
+                d = 0;
+                pcap = 16;
+                while (pcap < 8 * size) pcap <<= 1;
+            }
+            last_d = d;
+            for (size_t i = 0; i < d; i++) { /* tally, and leave the table empty for the next part */
+                views_slot *t = &table[fresh[i]];
+                const uint32_t c = t->count;
+                t->count = 0;
+                if (c > 1) {
+                    hkeys[2 * m] = t->w0;
+                    hkeys[2 * m + 1] = t->w1;
+                    hcounts[m++] = c;
+                }
+                tally_multiplicity(c, hist, big, &nb);
+            }
+        }
+        kth = kth_largest(hist, big, nb, k);
+        size_t kept = 0; /* the strings counted more than kth times, written over the candidates */
+        for (size_t i = 0; i < m && kth; i++) {
+            hkeys[2 * kept] = hkeys[2 * i];
+            hkeys[2 * kept + 1] = hkeys[2 * i + 1];
+            hcounts[kept] = hcounts[i];
+            kept += hcounts[i] > (uint64_t)kth;
+        }
+        m = kth ? kept : 0;
+        break;
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&v);
-    if (!inline_only) {
-        Py_DECREF(out);
-        Py_RETURN_NONE;
+    if (no_memory) {
+        PyErr_NoMemory();
+    } else if (longer) {
+        result = Py_NewRef(Py_None);
+    } else {
+        PyObject *strings = PyList_New((Py_ssize_t)m);
+        for (size_t i = 0; strings != NULL && i < m; i++) {
+            uint8_t view[16];
+            memcpy(view, &hkeys[2 * i], 8);
+            memcpy(view + 8, &hkeys[2 * i + 1], 8);
+            uint32_t len;
+            memcpy(&len, view, 4);
+            PyObject *str = PyUnicode_DecodeUTF8((const char *)view + 4, (Py_ssize_t)len, "strict");
+            if (str == NULL) {
+                Py_CLEAR(strings);
+                break;
+            }
+            PyList_SET_ITEM(strings, (Py_ssize_t)i, str);
+        }
+        if (strings != NULL)
+            result = Py_BuildValue("(nNy#)", kth, strings, m ? (const char *)hcounts : "", (Py_ssize_t)(m * sizeof(uint32_t)));
     }
-    return out;
+    if (block != NULL) scratch_give(block, slot);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&bufs[i]);
+    PyMem_RawFree(bufs);
+    PyMem_RawFree(begin);
+    Py_DECREF(seq);
+    return result;
 }
 
 static PyMethodDef hashcount_methods[] = {
@@ -1088,9 +1307,10 @@ static PyMethodDef hashcount_methods[] = {
      "view_chunks(stream) -> [(views, data, owner), ...] or None: the chunks of an Arrow C stream (a PyCapsule "
      "from __arrow_c_stream__) of a string-view (or binary-view) column without nulls, as memoryviews of their "
      "16-byte views and of their data buffers, valid while `owner` lives; None for another type."},
-    {"inline_keys", py_inline_keys, METH_O,
-     "inline_keys(views) -> uint64 bytes or None: a key a row of a string-view column whose strings are all "
-     "inline (at most 12 bytes), equal strings equal keys; None when one is longer."},
+    {"heavy_views", py_heavy_views, METH_VARARGS,
+     "heavy_views(chunks, k) -> (kth, strings, counts) or None: the k-th largest count of the strings of a "
+     "string-view column (its chunks' views, no nulls) whose strings are all inline (at most 12 bytes), and the "
+     "strings counted more than kth times with their counts (uint32 bytes); None when one is longer."},
     {"count_views", py_count_views, METH_VARARGS,
      "count_views(views, data, limit) -> (first_rows, counts) or None: exact counts of string views."},
     {"string_stats", py_string_stats, METH_VARARGS,

@@ -32,7 +32,7 @@ from .kinds import Kind, kind_of, plain_numbers
 from .kll import KllQuantiles
 from .lengths import LengthStats
 from .moments import Moments
-from .views import inline_keys, string_array, string_stats
+from .views import string_array, string_stats
 
 __all__ = ["ColumnPartial", "stat_exprs"]
 
@@ -315,8 +315,9 @@ class ColumnPartial:
         if self.kll is not None:
             self.kll.update(_numeric_view(values, self.kind)[0])
         _hash_into(self.hll, values, self.kind, arrow)
-        keys = inline_keys(arrow) if arrow is not None else None  # short strings keyed by their views
-        self.frequent = self.frequent.merge(FrequentItems.from_batch(values, self.frequent_capacity, keys, exact=False))
+        cap = self.frequent_capacity
+        batch = FrequentItems.from_views(values, arrow, cap) if arrow is not None else None  # short strings
+        self.frequent = self.frequent.merge(batch if batch is not None else FrequentItems.from_batch(values, cap))
 
     def _absorb_numbers(self, values: pl.Series) -> None:
         """A batch (no nulls) of a sketched column of :func:`plain_numbers`: one numpy array of its

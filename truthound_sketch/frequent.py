@@ -47,8 +47,7 @@ class FrequentItems:
         return cls(table, error, capacity)
 
     @classmethod
-    def from_batch(cls, values: pl.Series, capacity: int, keys: np.ndarray | None = None,
-                   exact: bool = True) -> "FrequentItems":  # fmt: skip
+    def from_batch(cls, values: pl.Series, capacity: int, keys: np.ndarray | None = None) -> "FrequentItems":
         """The summary of a batch of (non-null) values, as ``from_counts(value_counts(values))``.
 
         Only values that can survive the Misra-Gries cut are counted.  The number of rows sharing
@@ -59,16 +58,16 @@ class FrequentItems:
         counted: the summary is exact.  Otherwise the floor is lowered, down to counting every row
         that may repeat.
 
-        ``keys``: the rows' 64-bit keys when the caller has them (equal values, equal keys), the
-        values' own bits unless ``exact`` is False.  When the keys are the values' own bits
-        (numbers, temporals, a decimal batch's scaled integers), multiplicities are the counts
-        themselves: the k-th largest is the cut, and the values above it are read back from their
-        keys (decimals, keyed by their scaled integers, are gathered by row instead).
+        ``keys``: the rows' keys when the caller has them, the values' own bits (numbers,
+        temporals, a decimal batch's scaled integers: :func:`number_keys`).  When the keys are the
+        values' own bits, multiplicities are the counts themselves: the k-th largest is the cut,
+        and the values above it are read back from their keys (decimals, keyed by their scaled
+        integers, are gathered by row instead).
         """
         k = capacity + 1
         if len(values) <= k:
             return cls.from_counts(value_counts(values), capacity)
-        hashes, exact = (keys, exact) if keys is not None else _hashes(values)
+        hashes, exact = (keys, True) if keys is not None else _hashes(values)
         if exact and not values.dtype.is_decimal():  # the keys are the values: no rows to gather
             cut, found, counts = _hashcount.heavy_keys(hashes, k)
             if not cut:
@@ -101,6 +100,22 @@ class FrequentItems:
             floor = max(floor // 2, 1)
             found = _hashcount.heavy_rows(hashes, k, floor)[2]
         table = counts.filter(pl.Series(c > cut)).with_columns(pl.col("count") - cut)
+        return cls(table, cut, capacity)
+
+    @classmethod
+    def from_views(cls, values: pl.Series, chunks: list, capacity: int) -> "FrequentItems | None":
+        """The summary of a String batch without nulls from its :func:`string_array` chunks, as
+        ``from_counts(value_counts(values))``, when every string is inline (at most 12 bytes: the
+        16-byte view is the string, counted exactly by the C kernel); None otherwise."""
+        k = capacity + 1
+        found = _hashcount.heavy_views([chunk.views for chunk in chunks], k) if len(values) > k else None
+        if found is None:
+            return None
+        cut, strings, counts = found
+        if not cut:  # fewer than k distinct strings: no cut
+            return cls.from_counts(value_counts(values), capacity)
+        table = pl.DataFrame({"value": pl.Series(strings, dtype=pl.String),
+                              "count": np.frombuffer(counts, dtype=np.uint32).astype(np.uint64) - cut})  # fmt: skip
         return cls(table, cut, capacity)
 
     def merge(self, other: "FrequentItems") -> "FrequentItems":

@@ -14,7 +14,7 @@ import polars as pl
 
 from . import _hashcount
 
-__all__ = ["ViewChunk", "inline_keys", "string_array", "string_stats"]
+__all__ = ["ViewChunk", "string_array", "string_stats"]
 
 
 class ViewChunk:
@@ -39,18 +39,6 @@ def string_array(values: pl.Series) -> list[ViewChunk] | None:
         return None
     chunks = _hashcount.view_chunks(values.__arrow_c_stream__())
     return None if chunks is None else [ViewChunk(*chunk) for chunk in chunks]
-
-
-def inline_keys(chunks: list[ViewChunk]) -> np.ndarray | None:
-    """64-bit keys of the rows of a :func:`string_array` (equal strings, equal keys) taken from the
-    views themselves when every string is inline (at most 12 bytes); None otherwise."""
-    keys = []
-    for chunk in chunks:
-        found = _hashcount.inline_keys(chunk.views)
-        if found is None:
-            return None
-        keys.append(np.frombuffer(found, dtype=np.uint64))
-    return keys[0] if len(keys) == 1 else np.concatenate(keys)
 
 
 def string_stats(values: pl.Series, chunks: list[ViewChunk]) -> tuple[str, str, np.ndarray, np.ndarray]:
