@@ -444,3 +444,47 @@ def test_moments_kernel_equals_polars(values, dtype, specials, seed) -> None:
     want_m2 = math.fsum((x - want_mean) ** 2 for x in xs)
     assert abs(mean - want_mean) <= 1e-12 * scale
     assert abs(m2 - want_m2) <= 1e-9 * want_m2 + 1e-20 * n * scale**2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.none() | st.integers(-(2**40), 2**40), max_size=3000), min_size=1, max_size=4),
+    dtype=st.sampled_from([pl.Int64, pl.Int32, pl.Int8, pl.UInt16, pl.UInt64, pl.Float64, pl.Float32,
+                           pl.Datetime("us"), pl.Date, pl.Duration("ms")]),  # fmt: skip
+    specials=st.lists(st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0]), max_size=10),
+    threshold=st.sampled_from([4, 64]),
+)
+def test_sketched_numbers_with_nulls(chunks, dtype, specials, threshold) -> None:
+    """A sketched numeric column whose batch has nulls (in some chunks, with chunks of no nulls and
+    chunks all null between them): its valid values are packed by the moments kernel from the
+    batch's Arrow chunks.  Counts, range and moments equal polars'; the distinct estimate and the
+    frequent values equal those of the same batch with its nulls dropped first."""
+    pieces = []
+    for values in chunks:
+        piece = pl.Series("x", values, dtype=pl.Int64)
+        if dtype.is_float():
+            piece = piece.cast(dtype)
+            if specials and len(piece):
+                piece = piece.scatter(list(range(min(len(specials), len(piece)))), specials[: len(piece)])
+        elif dtype.is_integer():
+            info = np.iinfo(pl.Series([], dtype=dtype).to_numpy().dtype)
+            piece = piece.clip(max(info.min, -(2**40)), min(info.max, 2**40)).cast(dtype)
+        else:
+            piece = piece.clip(-50_000, 50_000).cast(pl.Int32 if dtype == pl.Date else pl.Int64).cast(dtype)
+        pieces.append(piece)
+    s = pl.concat(pieces, rechunk=False)
+    config = ProfileConfig(exact_threshold=threshold)
+    col = TablePartial.from_batches([s.to_frame()], config).finalize().column("x")
+    dropped = TablePartial.from_batches([s.drop_nulls().to_frame()], config).finalize().column("x")
+    assert (col.count, col.null_count) == (len(s), s.null_count())
+    valid = s.drop_nulls()
+    finite = valid.filter(valid.is_finite()) if dtype.is_float() else valid
+    if dtype.is_float():
+        assert col.nan_count == int(valid.is_nan().sum())
+        assert (col.pos_inf_count, col.neg_inf_count) == (int((valid == np.inf).sum()), int((valid == -np.inf).sum()))
+    if len(finite):
+        assert (col.min, col.max) == (finite.min(), finite.max())
+        if dtype.is_numeric():
+            assert col.mean == pytest.approx(finite.cast(pl.Float64).mean(), rel=1e-9, abs=1e-9)
+    assert (col.distinct, col.exact) == (dropped.distinct, dropped.exact)
+    assert [repr(t) for t in col.top_values] == [repr(t) for t in dropped.top_values]  # NaN != NaN
