@@ -7,7 +7,7 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from truthound_sketch import _hashcount
@@ -50,6 +50,34 @@ def test_batch_prefilter_equals_summary_of_exact_counts(values, capacity, kind):
     exact = FrequentItems.from_counts(value_counts(s), capacity)
     assert fast.error == exact.error
     assert fast.table.sort("value").equals(exact.table.sort("value"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(a=st.lists(st.integers(0, 60), max_size=400), b=st.lists(st.integers(0, 60), max_size=400),
+       capacity=st.integers(1, 30), kind=st.sampled_from(["int64", "int32", "uint64", "float64", "float32", "date", "datetime"]))  # fmt: skip
+@example(a=[0] * 5 + [1] * 3 + [2], b=[3] * 4 + [4] * 2, capacity=2, kind="int64")  # the cut: the 3rd largest, 2
+def test_merge_of_numbers_equals_a_polars_group_by(a, b, capacity, kind):
+    """Summaries of numbers, floats (0.0 and -0.0, NaN from two expressions) and temporals merge
+    in numpy by their values' bits: the same table and error as adding the counts with polars."""
+
+    def summary(values: list[int]) -> FrequentItems:
+        s = pl.Series("value", values, dtype=pl.Int64)
+        if kind.startswith("float"):
+            special = {1: -0.0, 2: float("nan"), 3: float("inf") - float("inf"), 4: 0.0}
+            s = pl.Series("value", [special.get(v % 10, v / 4) for v in values], dtype=pl.Float64)
+        dtype = {"int32": pl.Int32, "uint64": pl.UInt64, "float32": pl.Float32, "date": pl.Date,
+                 "datetime": pl.Datetime("ms")}.get(kind)  # fmt: skip
+        if kind == "date":
+            s = s.cast(pl.Int32)
+        return FrequentItems.from_counts(value_counts(s.cast(dtype) if dtype is not None else s), capacity)
+
+    x, y = summary(a), summary(b)
+    both = pl.concat([x.table, y.table]).group_by("value").agg(pl.col("count").sum())
+    want = FrequentItems.from_counts(both, capacity, x.error + y.error) if x.table.height and y.table.height else None
+    got = x.merge(y)
+    if want is not None:
+        assert got.error == want.error
+        assert got.table.sort("value").equals(want.table.sort("value"))
 
 
 @settings(max_examples=60, deadline=None)
