@@ -203,6 +203,14 @@ def test_heavy_rows_kernel_rejects_bad_input():
     for floor in (0, -3):
         with pytest.raises(ValueError, match="floor"):
             _hashcount.heavy_rows(np.arange(10, dtype=np.uint64), 3, floor)
+    with pytest.raises(ValueError, match="16 bytes a row"):
+        _hashcount.heavy_views([np.zeros(32, np.uint8), np.zeros(15, np.uint8)], 3)
+    with pytest.raises(ValueError, match="uint8"):
+        _hashcount.heavy_views([np.zeros(16, np.uint16)], 3)
+    with pytest.raises(ValueError, match="at least 1"):
+        _hashcount.heavy_views([np.zeros(16, np.uint8)], 0)
+    with pytest.raises(TypeError, match="sequence"):
+        _hashcount.heavy_views(5, 3)
     with pytest.raises(ValueError, match="uint64"):
         _hashcount.heavy_keys(np.arange(10, dtype=np.int32), 3)
 
