@@ -32,6 +32,12 @@
  * sparse enough that most probes end at the first slot (fewer mispredicted
  * branches: 7.8 -> 6 ns a row on 262,144 distinct hashes, measured).
  *
+ *   heavy_views(chunks, k) -> (kth, strings, counts) or None
+ *
+ * The same count for a string column whose strings all have at most 12 bytes,
+ * keyed by their 16-byte views (which hold such strings whole): exact, with the
+ * strings above kth returned themselves.
+ *
  * 2. Exact counts of strings in the Arrow string-view layout:
  *
  *   count_views(views, data, limit) -> (first_rows, counts) or None
